@@ -1,0 +1,29 @@
+# Two commands are the whole set-up: `make test` and `make sweep`.
+# Both create .venv if it is missing and install the project at the pinned versions.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CNN_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: test test-fast sweep train install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow"
+
+sweep: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python jobs/train.py --dataset mnist --workers 2 --epochs 2 --limit 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,136 @@
+"""The one source of defaults: every knob of a training run, its unit and its allowed range.
+
+Defaults follow the original study (a course report training this CNN on MNIST and
+CIFAR-10 with Keras' ImageDataGenerator): Adam, 5x5 convolutions 32-64-128, L2 on conv and
+dense kernels, dropout after each block and before the output, and its augmentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+
+
+def _knob(default: Any, help: str, low: float | None = None, high: float | None = None,
+          high_open: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field carrying its help text and allowed range as metadata."""
+    return field(default=default, metadata={
+        "help": help, "low": low, "high": high, "high_open": high_open, "choices": choices,
+    })
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what one training run trains and how."""
+
+    # --- data ---
+    dataset: str = _knob("cifar10", "mnist, fashion_mnist, cifar10, or a path to an .npz file")
+    limit: int | None = _knob(None, "train on the first N training images only (quick runs)", low=1)
+    test_limit: int | None = _knob(None, "evaluate on the first N test images only (quick runs)", low=1)
+    validation_fraction: float = _knob(
+        0.1, "fraction of the training images held out for validation (model selection)",
+        low=0.0, high=1.0, high_open=True)
+
+    # --- optimisation ---
+    epochs: int = _knob(30, "maximum number of epochs", low=1)
+    batch_size: int = _knob(128, "global batch size, split across workers", low=1)
+    learning_rate: float = _knob(1e-3, "Adam learning rate", low=0.0, high=10.0)
+    target_accuracy: float = _knob(
+        0.995, "stop once training accuracy reaches this (the original study's callback)",
+        low=0.0, high=1.0)
+    seed: int = _knob(0, "seed for weight init, shuffling and augmentation", low=0)
+
+    # --- model and regularisation ---
+    dense_units: int = _knob(512, "units of the hidden dense layer", low=1)
+    l2_conv: float = _knob(1e-4, "L2 penalty on conv kernels (added to the loss)", low=0.0)
+    l2_dense: float = _knob(1e-4, "L2 penalty on dense kernels (added to the loss)", low=0.0)
+    dropout_conv: float = _knob(0.25, "dropout rate after each conv block",
+                                low=0.0, high=1.0, high_open=True)
+    dropout_dense: float = _knob(0.5, "dropout rate before the output layer",
+                                 low=0.0, high=1.0, high_open=True)
+
+    # --- augmentation (training split only; one affine resampling per image) ---
+    augment: bool = _knob(True, "augment the training images at all")
+    rotation_degrees: float = _knob(15.0, "max rotation, degrees", low=0.0, high=180.0)
+    width_shift: float = _knob(0.1, "max horizontal shift, fraction of width", low=0.0, high=1.0)
+    height_shift: float = _knob(0.1, "max vertical shift, fraction of height", low=0.0, high=1.0)
+    shear_degrees: float = _knob(
+        0.2, "max shear angle, degrees (ImageDataGenerator's shear_range=0.2 meant degrees)",
+        low=0.0, high=45.0)
+    zoom: float = _knob(0.2, "max zoom: scale drawn from [1-zoom, 1+zoom]",
+                        low=0.0, high=1.0, high_open=True)
+    horizontal_flip: bool = _knob(True, "flip half the images left-right")
+    fill_mode: str = _knob("nearest", "how pixels outside the image are filled", choices=FILL_MODES)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_field(f, getattr(self, f.name))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build a config from a mapping; unknown keys raise ValueError."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}; "
+                             f"known keys: {', '.join(f.name for f in dataclasses.fields(cls))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def train_images(self) -> str:
+        return "all" if self.limit is None else str(self.limit)
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    meta = f.metadata
+    base = _base_type(f)
+    if value is None and "None" in str(f.type):
+        return
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{f.name} must be true or false, got {value!r}")
+        return
+    if base is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{f.name} must be a string, got {value!r}")
+        if meta["choices"] and value not in meta["choices"]:
+            raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        return
+    numeric_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError(f"{f.name} must be an integer, got {value!r}")
+    if base is float and (not numeric_ok or not math.isfinite(value)):
+        raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+    low, high, high_open = meta["low"], meta["high"], meta["high_open"]
+    too_low = low is not None and value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise ValueError(f"{f.name}={value!r} is out of range; allowed: {_range_text(low, high, high_open)}")
+
+
+def _base_type(f: dataclasses.Field) -> type:
+    text = str(f.type)
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if text.startswith(name):
+            return kind
+    raise TypeError(f"unsupported config field type {f.type!r}")
+
+
+def _range_text(low: float | None, high: float | None, high_open: bool) -> str:
+    if high is None:
+        return f">= {low}"
+    return f"[{low}, {high}{')' if high_open else ']'}"
+
+
+def field_help(name: str) -> str:
+    """The help text of a config field, for command-line flags."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}[name]

@@ -1,0 +1,217 @@
+"""Load an image-classification dataset, check it, scale it and split off validation.
+
+Lookup order for a named dataset: an explicit `.npz` path; `<data_dir>/<name>.npz` where
+data_dir is an argument or the CNN_DATA_DIR setting; Keras' own download. Files are read
+with `allow_pickle=False`, so no file is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_SETTING = "CNN_DATA_DIR"
+VALIDATION_SPLIT_SEED = 20240501  # fixed, so every trial and seed sees the same validation set
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 1000
+
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"],
+}
+
+# sha256 of files known to be good copies: the team's shared copies, and the mnist.npz that
+# keras.datasets.mnist downloads. Another copy still loads (no pickle can run), with a warning.
+KNOWN_SHA256 = {
+    "4e1f0917a667ad96371e04bc2298892441b23a0daa10edfd6bb81a6449ccdba7": "mnist (PNG export, lossless)",
+    "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1": "mnist (keras.datasets)",
+    "a4d1e7980695445acdcc7c977597f42e6f599b9344040e72ac5429c0066a2197":
+        "cifar10 (JPEG-recompressed export, quality 75)",
+}
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used; the message is one line a person can act on."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A split, scaled dataset: images float32 in [0, 1] (N, H, W, C), labels one-hot float32."""
+
+    name: str
+    source: str
+    class_names: list[str]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} validation / "
+                f"{len(self.x_test)} test images of {self.input_shape}, "
+                f"{self.num_classes} classes, from {self.source}")
+
+
+def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = None,
+                 test_limit: int | None = None, validation_fraction: float = 0.1) -> Dataset:
+    """Find, read, check and prepare a dataset (see the module docstring for the lookup)."""
+    name, path = resolve_dataset(dataset, data_dir)
+    if path is None:
+        raw, where, provenance = _download_with_keras(name), f"keras.datasets.{name}", ""
+    else:
+        raw, where, provenance = read_npz(path), str(path), f" ({checksum_status(path)})"
+    check_arrays(raw, where)
+    dataset_ = prepare(raw, name=name, source=where, limit=limit, test_limit=test_limit,
+                       validation_fraction=validation_fraction)
+    return dataclasses.replace(dataset_, source=where + provenance)
+
+
+def resolve_dataset(dataset: str, data_dir: str | None = None) -> tuple[str, Path | None]:
+    """(name, path to an .npz or None for Keras' download). Unknown names raise DataError."""
+    if dataset.endswith(".npz") or os.sep in dataset:
+        path = Path(dataset).expanduser()
+        if not path.is_file():
+            raise DataError(f"dataset file not found: {path}")
+        return path.stem, path
+    if dataset not in CLASS_NAMES:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of: "
+                        f"{', '.join(CLASS_NAMES)}, or a path to an .npz file")
+    folder = data_dir or os.environ.get(DATA_DIR_SETTING)
+    if folder:
+        path = Path(folder).expanduser() / f"{dataset}.npz"
+        if path.is_file():
+            return dataset, path
+    return dataset, None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read the four arrays from an .npz without unpickling anything."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ARRAY_KEYS if k not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; "
+                                f"an .npz dataset needs {', '.join(ARRAY_KEYS)}")
+            return {key: archive[key] for key in ARRAY_KEYS}
+    except DataError:
+        raise
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise DataError(f"{path}: holds pickled objects, which are refused; "
+                            "save plain numeric arrays with numpy.savez") from None
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: corrupt or truncated .npz file ({type(error).__name__}: {error})") from None
+
+
+def checksum_status(path: Path) -> str:
+    """Which known copy a file is, or a warning that its checksum is unknown."""
+    known = KNOWN_SHA256.get(sha256_of(path))
+    return f"checksum verified: {known}" if known else "checksum unknown: not one of the known copies"
+
+
+def check_arrays(raw: dict[str, np.ndarray], source: str) -> None:
+    """Shapes, dtypes and label range; raise DataError naming the source on any problem."""
+    for split in ("train", "test"):
+        x, y = raw[f"x_{split}"], raw[f"y_{split}"]
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
+            raise DataError(f"{source}: x_{split} has shape {x.shape}; expected (N, H, W) "
+                            "or (N, H, W, 1 or 3)")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise DataError(f"{source}: x_{split} has dtype {x.dtype}; expected uint8 or float")
+        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{source}: y_{split} has shape {raw[f'y_{split}'].shape}; "
+                            f"expected ({len(x)},) class indices")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{source}: y_{split} has dtype {y.dtype}; expected integer class indices")
+        if len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES):
+            raise DataError(f"{source}: y_{split} has labels outside [0, {MAX_CLASSES - 1}] "
+                            f"(min {y.min()}, max {y.max()})")
+        if len(x) == 0:
+            raise DataError(f"{source}: x_{split} is empty")
+    if raw["x_train"].shape[1:] != raw["x_test"].shape[1:]:
+        raise DataError(f"{source}: train images {raw['x_train'].shape[1:]} and test images "
+                        f"{raw['x_test'].shape[1:]} differ in shape")
+    if raw["x_train"].dtype.kind == "f" and (raw["x_train"].min() < 0 or raw["x_train"].max() > 255):
+        raise DataError(f"{source}: float pixels must lie in [0, 1] or [0, 255]")
+
+
+def prepare(raw: dict[str, np.ndarray], name: str, source: str, limit: int | None = None,
+            test_limit: int | None = None, validation_fraction: float = 0.1) -> Dataset:
+    """Scale to [0, 1], add the channel axis, one-hot the labels, split off validation."""
+    x_pool, y_pool = raw["x_train"][:limit], raw["y_train"].reshape(-1)[:limit]
+    x_test, y_test = raw["x_test"][:test_limit], raw["y_test"].reshape(-1)[:test_limit]
+    num_classes = len(CLASS_NAMES.get(name, [])) or int(max(y_pool.max(), y_test.max())) + 1
+    if y_pool.max() >= num_classes or y_test.max() >= num_classes:
+        raise DataError(f"{source}: labels go up to {max(y_pool.max(), y_test.max())} but "
+                        f"{name} has {num_classes} classes")
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x_pool))
+    n_val = int(round(len(x_pool) * validation_fraction))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(train_idx) == 0:
+        raise DataError(f"{source}: no training images left after holding out "
+                        f"{validation_fraction:.0%} for validation")
+    class_names = CLASS_NAMES.get(name) or [str(i) for i in range(num_classes)]
+    return Dataset(
+        name=name, source=source, class_names=class_names,
+        x_train=scale_images(x_pool[train_idx]), y_train=one_hot(y_pool[train_idx], num_classes),
+        x_val=scale_images(x_pool[val_idx]), y_val=one_hot(y_pool[val_idx], num_classes),
+        x_test=scale_images(x_test), y_test=one_hot(y_test, num_classes),
+    )
+
+
+def scale_images(x: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] with a channel axis."""
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.dtype.kind == "f" and x.size and x.max() <= 1.0:
+        return x.astype(np.float32, copy=False)
+    return x.astype(np.float32) / np.float32(255.0)
+
+
+def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[y.astype(np.int64)]
+
+
+def _download_with_keras(name: str) -> dict[str, np.ndarray]:
+    """Keras' own download (cached under ~/.keras/datasets); one line if it fails."""
+    import tf_keras  # imported here: reading an .npz needs no TensorFlow
+
+    loader = getattr(tf_keras.datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:  # noqa: BLE001 - any download failure gets the same advice
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"could not download {name} with keras.datasets ({reason[:160]}); without internet, "
+            f"put {name}.npz (arrays {', '.join(ARRAY_KEYS)}) in a folder and set "
+            f"{DATA_DIR_SETTING}=<folder>, or pass the .npz path as the dataset") from None
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

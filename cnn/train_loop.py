@@ -1,0 +1,145 @@
+"""`train_loop_per_worker`: what every Ray Train worker runs, under MultiWorkerMirroredStrategy.
+
+Each epoch: fit on this worker's shard, evaluate validation and test (sharded across
+workers, aggregated by Keras), save a checkpoint, report. A restarted worker group resumes
+from the latest checkpoint at the next epoch. Training stops early when training accuracy
+reaches the target (the original study's callback) or the loss stops being finite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import tensorflow as tf
+
+from cnn.config import TrainConfig
+from cnn.data import Dataset
+from cnn.keras_compat import keras
+from cnn.model import build_model
+from cnn.model_io import MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
+from cnn.pipeline import evaluation_dataset, steps_per_epoch, training_dataset
+
+STOP_TARGET = "target_accuracy"
+STOP_DIVERGED = "diverged"
+STOP_MAX_EPOCHS = "max_epochs"
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point for `TensorflowTrainer`: loop_config holds "config" (a dict) and "data" (an ObjectRef)."""
+    config = TrainConfig.from_dict(loop_config["config"])
+    data: Dataset = ray.get(loop_config["data"])  # read once by the driver, shared via the object store
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+
+    tf.get_logger().setLevel(logging.WARNING)  # one INFO line per all-reduce otherwise
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG, which Ray sets
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config, data.input_shape, data.num_classes)
+    resume = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    state = _restore(resume)
+    if state.get("stop_reason"):
+        return  # a finished run that Ray restarted: nothing left to do
+
+    steps = steps_per_epoch(len(data.x_train), config, world_size)
+    val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size) if len(data.x_val) else None
+    test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
+
+    for epoch in range(state["epochs_done"], config.epochs):
+        metrics = _run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set)
+        metrics["stop_reason"] = _stop_reason(metrics, config)
+        state = {"epochs_done": epoch + 1, "stop_reason": metrics["stop_reason"],
+                 "history": state["history"] + [metrics], "config": config.to_dict()}
+        _save_and_report(model, resume, state, metrics, rank)
+        if metrics["stop_reason"]:
+            break
+
+
+def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Dataset,
+               config: TrainConfig, epoch: int, steps: int,
+               val_set: tf.data.Dataset | None, test_set: tf.data.Dataset) -> dict[str, Any]:
+    def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return training_dataset(data.x_train, data.y_train, config, epoch,
+                                context.num_input_pipelines, context.input_pipeline_id)
+
+    started = time.perf_counter()
+    history = model.fit(strategy.distribute_datasets_from_function(shard), epochs=epoch + 1,
+                        initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
+    train_seconds = time.perf_counter() - started
+    nan = float("nan")
+    val = model.evaluate(val_set, return_dict=True, verbose=0) if val_set else {"loss": nan, "accuracy": nan}
+    test = model.evaluate(test_set, return_dict=True, verbose=0)
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(history.history["loss"][-1]),
+        "train_accuracy": float(history.history["accuracy"][-1]),
+        "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
+        "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+        "train_seconds": train_seconds,
+        "epoch_seconds": time.perf_counter() - started,
+        "images_per_second": steps * config.batch_size / train_seconds,
+        "node_id": ray.get_runtime_context().get_node_id(),
+    }
+
+
+def _stop_reason(metrics: dict[str, Any], config: TrainConfig) -> str:
+    if not math.isfinite(metrics["train_loss"]):
+        return STOP_DIVERGED
+    if metrics["train_accuracy"] >= config.target_accuracy:
+        return STOP_TARGET
+    if metrics["epoch"] >= config.epochs:
+        return STOP_MAX_EPOCHS
+    return ""
+
+
+def _restore(resume: tf.train.Checkpoint) -> dict[str, Any]:
+    """Load the latest reported checkpoint into the model and optimizer, if there is one."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return {"epochs_done": 0, "stop_reason": "", "history": []}
+    with checkpoint.as_directory() as folder:
+        resume.read(str(Path(folder) / RESUME_PREFIX)).assert_consumed()
+        return json.loads((Path(folder) / STATE_FILE).read_text())
+
+
+def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dict[str, Any],
+                     metrics: dict[str, Any], rank: int) -> None:
+    """Every worker saves (reading synced BatchNorm statistics is a collective op, so all
+    must take part); only rank 0's model files go into the checkpoint, beside one small
+    JSON per worker, which Ray merges into one checkpoint folder."""
+    folder = Path(tempfile.mkdtemp(prefix="cnn-ckpt-"))
+    scratch = Path(tempfile.mkdtemp(prefix="cnn-scratch-"))
+    try:
+        model_dir = folder if rank == 0 else scratch
+        resume.write(str(model_dir / RESUME_PREFIX))
+        model.save(str(model_dir / MODEL_FILE))  # a str: tf_keras picks the format by suffix
+        if rank == 0:
+            (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+        (folder / WORKERS_DIR).mkdir()
+        (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(_worker_record(model, rank)))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _worker_record(model: keras.Model, rank: int) -> dict[str, Any]:
+    """Where this worker ran, and a fingerprint of its weights (workers must agree)."""
+    weights = [np.asarray(w) for w in model.trainable_weights]
+    digest = hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
+    return {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(),
+            "hostname": socket.gethostname(), "pid": os.getpid(), "weights_sha256": digest,
+            "weight_norms": [float(np.linalg.norm(w)) for w in weights]}

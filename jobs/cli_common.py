@@ -1,0 +1,90 @@
+"""Command-line wiring shared by the jobs: config flags, data loading, connecting to Ray.
+
+Errors a person can fix (bad flag values, missing data, no cluster) end the job with one
+line on stderr and exit status 2, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from cnn.config import TrainConfig, field_help  # noqa: E402
+from cnn.data import DATA_DIR_SETTING, Dataset, load_dataset  # noqa: E402
+
+RAY_ADDRESS_SETTING = "RAY_ADDRESS"
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
+    """One flag per TrainConfig field (--l2-conv, --no-augment, ...), defaults shown in --help."""
+    defaults = defaults or TrainConfig()
+    group = parser.add_argument_group("training config (cnn.config.TrainConfig)")
+    for f in dataclasses.fields(TrainConfig):
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=f"{field_help(f.name)} (default: {default})")
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
+            group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
+                               help=f"{field_help(f.name)} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace, defaults: TrainConfig | None = None) -> TrainConfig:
+    """Defaults overridden by the flags that were given; a bad value exits with one line."""
+    defaults = defaults or TrainConfig()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    try:
+        return defaults.replace(**given)
+    except ValueError as error:
+        fail(str(error))
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder holding <dataset>.npz (default: the {DATA_DIR_SETTING} setting, "
+                             "then Keras' download)")
+
+
+def load_data(config: TrainConfig, data_dir: str | None) -> Dataset:
+    try:
+        return load_dataset(config.dataset, data_dir=data_dir, limit=config.limit,
+                            test_limit=config.test_limit, validation_fraction=config.validation_fraction)
+    except ValueError as error:
+        fail(str(error))
+
+
+def storage_path(path: str) -> str:
+    """Absolute local folder (Ray requires it) or a URI such as s3://bucket/prefix, unchanged."""
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def connect_ray() -> str:
+    """Join the cluster that RAY_ADDRESS names, or start a fresh local Ray (never a stray one)."""
+    import ray
+
+    address = os.environ.get(RAY_ADDRESS_SETTING) or "local"
+    try:
+        ray.init(address=address, logging_level="WARNING",
+                 runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}})
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        fail(f"could not connect to Ray at {address!r} ({str(error).splitlines()[0][:200]}); "
+             f"unset {RAY_ADDRESS_SETTING} to start a local Ray, or check the address")
+    return address
+
+
+def print_block(title: str, values: dict[str, Any]) -> None:
+    print(f"== {title}\n{json.dumps(values, indent=2, default=str)}", flush=True)

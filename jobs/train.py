@@ -1,0 +1,60 @@
+"""One distributed training run: `python jobs/train.py --dataset mnist --workers 2 --epochs 2 --limit 5000`.
+
+Runs on a fresh local Ray by default, or on the cluster that RAY_ADDRESS names. The run
+lives at <storage-path>/<name>; running again with the same --name resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from cli_common import (add_config_flags, add_data_flags, config_from_args, connect_ray, fail,
+                        load_data, print_block, storage_path)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = parser.add_argument_group("where and how it runs")
+    run.add_argument("--workers", type=int, default=1, help="training workers (default: 1)")
+    run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
+    run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default: 0)")
+    run.add_argument("--storage-path", default="results",
+                     help="local folder or s3:// / gs:// URI for checkpoints (default: ./results)")
+    run.add_argument("--name", default=None, help="run name (default: train_<dataset>_<time>); reuse to resume")
+    run.add_argument("--max-failures", type=int, default=2,
+                     help="restarts of the worker group after a failure (default: 2)")
+    add_data_flags(parser)
+    add_config_flags(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = config_from_args(args)
+    try:
+        from cnn.trainer import WorkerResources
+        resources = WorkerResources(args.workers, args.cpus_per_worker, args.gpus_per_worker)
+    except ValueError as error:
+        fail(str(error))
+    data = load_data(config, args.data_dir)
+    name = args.name or f"train_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    where = storage_path(args.storage_path)
+    print_block("config", config.to_dict())
+    print_block("run", {"data": data.describe(), "workers": resources.num_workers,
+                        "resources_per_worker": resources.scaling_config().resources_per_worker,
+                        "storage": f"{where}/{name}"})
+
+    import ray
+    from cnn.trainer import make_trainer
+
+    connect_ray()
+    trainer = make_trainer(config, ray.put(data), resources, where, name, max_failures=args.max_failures)
+    result = trainer.fit()
+    metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
+    print_block("final epoch", metrics)
+    print(f"== results\nrun folder: {where}/{name}\nlatest checkpoint: {result.checkpoint.path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
