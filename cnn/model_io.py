@@ -14,6 +14,20 @@ STATE_FILE = "state.json"         # epochs done, stop reason, metric history, co
 WORKERS_DIR = "workers"           # one JSON per worker: node, host, weight fingerprint
 
 
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save in the native .keras (zip) format, from any thread.
+
+    tf_keras 2.21 bug: saving_lib restores a thread-local "v3 saving enabled" flag to False
+    after the first save in a thread other than the main one (Ray Train runs the training
+    function in such a thread), so every later `model.save("x.keras")` silently writes HDF5.
+    Setting the flag before each save keeps the format what the file name says.
+    """
+    from tf_keras.src.saving import saving_lib  # private, but the flag lives nowhere else
+
+    saving_lib._SAVING_V3_ENABLED.value = True
+    model.save(str(path))
+
+
 def load_model(checkpoint_dir: str | Path) -> keras.Model:
     """The model saved in a checkpoint folder (compiled, with its optimizer)."""
     path = Path(checkpoint_dir) / MODEL_FILE

@@ -27,9 +27,9 @@ import tensorflow as tf
 
 from cnn.config import TrainConfig
 from cnn.data import Dataset
-from cnn.keras_compat import keras
+from cnn.keras_compat import keras, layers
 from cnn.model import build_model
-from cnn.model_io import MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
+from cnn.model_io import save_model, MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
 from cnn.pipeline import evaluation_dataset, steps_per_epoch, training_dataset
 
 STOP_TARGET = "target_accuracy"
@@ -49,10 +49,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, data.input_shape, data.num_classes)
+        model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
     resume = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     state = _restore(resume)
-    if state.get("stop_reason"):
-        return  # a finished run that Ray restarted: nothing left to do
+    if state["stop_reason"] in (STOP_TARGET, STOP_DIVERGED):
+        return  # a run that already ended for good, restarted by Ray: nothing left to do
 
     steps = steps_per_epoch(len(data.x_train), config, world_size)
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size) if len(data.x_val) else None
@@ -79,6 +80,7 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
     history = model.fit(strategy.distribute_datasets_from_function(shard), epochs=epoch + 1,
                         initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
     train_seconds = time.perf_counter() - started
+    average_batch_norm_statistics(model)
     nan = float("nan")
     val = model.evaluate(val_set, return_dict=True, verbose=0) if val_set else {"loss": nan, "accuracy": nan}
     test = model.evaluate(test_set, return_dict=True, verbose=0)
@@ -93,6 +95,20 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
         "images_per_second": steps * config.batch_size / train_seconds,
         "node_id": ray.get_runtime_context().get_node_id(),
     }
+
+
+def average_batch_norm_statistics(model: keras.Model) -> None:
+    """Give every worker the mean of the workers' BatchNorm moving statistics.
+
+    BatchNorm here is not synchronised: each worker updates its moving mean and variance from
+    its own shard. The saved model holds their mean (reading these ON_READ variables averages
+    them), so without this each worker would evaluate its shard with different statistics than
+    the model that is saved and reported. One small all-reduce per BN variable per epoch.
+    """
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            for variable in (layer.moving_mean, layer.moving_variance):
+                variable.assign(variable.read_value())
 
 
 def _stop_reason(metrics: dict[str, Any], config: TrainConfig) -> str:
@@ -125,7 +141,7 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dic
     try:
         model_dir = folder if rank == 0 else scratch
         resume.write(str(model_dir / RESUME_PREFIX))
-        model.save(str(model_dir / MODEL_FILE))  # a str: tf_keras picks the format by suffix
+        save_model(model, model_dir / MODEL_FILE)
         if rank == 0:
             (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
         (folder / WORKERS_DIR).mkdir()

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real datasets in ../shared/data, and a private local Ray instance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MNIST / CIFAR-10 copies (CNN_DATA_DIR, else ../shared/data beside the repo)."""
+    folder = Path(os.environ.get("CNN_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not (folder / "mnist.npz").is_file():
+        pytest.fail(f"real datasets not found in {folder}; set CNN_DATA_DIR to the folder with mnist.npz")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A fresh local Ray for this test module (address="local": never joins a stray cluster)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, logging_level="WARNING",
+             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+    yield ray
+    ray.shutdown()

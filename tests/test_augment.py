@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cnn.augment import augment_batch
+from cnn.config import TrainConfig
+from cnn.data import load_dataset
+from cnn.pipeline import training_dataset
+
+NO_GEOMETRY = dict(rotation_degrees=0.0, width_shift=0.0, height_shift=0.0, shear_degrees=0.0, zoom=0.0)
+
+
+@pytest.fixture(scope="module")
+def cifar(data_dir):
+    return load_dataset("cifar10", data_dir=str(data_dir), limit=256, validation_fraction=0.0)
+
+
+def first_batch(data, config, epoch=0):
+    return next(iter(training_dataset(data.x_train, data.y_train, config, epoch)))
+
+
+def test_keeps_shape_and_range_and_changes_pixels(cifar):
+    config = TrainConfig(batch_size=64)
+    augmented, labels = first_batch(cifar, config)
+    plain, plain_labels = first_batch(cifar, config.replace(augment=False))
+    assert augmented.shape == plain.shape == (64, 32, 32, 3)
+    assert float(tf.reduce_min(augmented)) >= 0.0 and float(tf.reduce_max(augmented)) <= 1.0
+    assert np.array_equal(labels, plain_labels)  # same images, same order
+    changed = np.mean(np.abs(augmented.numpy() - plain.numpy()) > 1e-3, axis=(1, 2, 3))
+    assert np.all(changed > 0.05), "every image should be visibly transformed"
+
+
+def test_switched_off_is_the_identity(cifar):
+    images, labels = first_batch(cifar, TrainConfig(batch_size=256, augment=False))
+    order = np.argsort(np.argmax(labels, axis=1) * 1e6 + images.numpy().sum(axis=(1, 2, 3)))
+    reference = np.argsort(np.argmax(cifar.y_train, axis=1) * 1e6 + cifar.x_train.sum(axis=(1, 2, 3)))
+    assert np.array_equal(images.numpy()[order], cifar.x_train[reference])
+
+
+def test_zero_ranges_without_flip_resample_exactly(cifar):
+    config = TrainConfig(horizontal_flip=False, **NO_GEOMETRY)
+    images = tf.constant(cifar.x_train[:16])
+    out = augment_batch(images, tf.constant([1, 2], tf.int64), config)
+    np.testing.assert_allclose(out.numpy(), images.numpy(), atol=1e-6)
+
+
+def test_flip_alone_mirrors_about_half_the_images(cifar):
+    config = TrainConfig(horizontal_flip=True, **NO_GEOMETRY)
+    images = cifar.x_train[:64]
+    out = augment_batch(tf.constant(images), tf.constant([3, 4], tf.int64), config).numpy()
+    same = [np.allclose(o, i, atol=1e-6) for o, i in zip(out, images)]
+    mirrored = [np.allclose(o, i[:, ::-1], atol=1e-6) for o, i in zip(out, images)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert 16 <= sum(mirrored) <= 48
+
+
+def test_same_seed_same_images_new_epoch_new_images(cifar):
+    config = TrainConfig(batch_size=32)
+    a, b = first_batch(cifar, config, epoch=3)[0], first_batch(cifar, config, epoch=3)[0]
+    c = first_batch(cifar, config, epoch=4)[0]
+    assert np.array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+
+
+def test_shards_are_disjoint(cifar):
+    config = TrainConfig(batch_size=64, augment=False)
+    seen = []
+    for index in range(2):
+        for images, _ in training_dataset(cifar.x_train, cifar.y_train, config, 0, num_shards=2, shard_index=index):
+            seen.extend(images.numpy().sum(axis=(1, 2, 3)).round(3).tolist())
+    assert len(seen) == 256 and len(set(seen)) == len(set(cifar.x_train.sum(axis=(1, 2, 3)).round(3).tolist()))

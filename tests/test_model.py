@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from cnn.config import TrainConfig
+from cnn.model import build_model, conv_layer_names
+
+
+def test_cifar_architecture_and_parameter_count():
+    model = build_model(TrainConfig(), (32, 32, 3), 10)
+    assert model.output_shape == (None, 10)
+    # 3 blocks x (2 conv 5x5 + 2 BN), Dense 512, Dense 10: 1,852,458 parameters.
+    assert model.count_params() == 1_852_458
+    assert conv_layer_names(model) == [f"block{b}_conv{c}" for b in (1, 2, 3) for c in (1, 2)]
+    assert [model.get_layer(n).filters for n in conv_layer_names(model)] == [32, 32, 64, 64, 128, 128]
+    assert model.get_layer("block1_conv1").kernel_size == (5, 5)
+
+
+def test_outputs_are_probabilities():
+    model = build_model(TrainConfig(), (28, 28, 1), 10)
+    probabilities = model.predict(np.random.default_rng(0).random((4, 28, 28, 1), np.float32), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("l2_conv, l2_dense", [(1e-2, 0.0), (0.0, 1e-2), (1e-3, 1e-2)])
+def test_l2_adds_exactly_its_penalty_to_the_loss(l2_conv, l2_dense):
+    model = build_model(TrainConfig(l2_conv=l2_conv, l2_dense=l2_dense), (28, 28, 1), 10)
+    expected = sum(
+        (l2_conv if layer.name.startswith("block") else l2_dense) * float(np.sum(np.square(layer.kernel.numpy())))
+        for layer in model.layers if hasattr(layer, "kernel"))
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
+    x, y = np.zeros((2, 28, 28, 1), np.float32), np.eye(10, dtype=np.float32)[[1, 2]]
+    with_penalty = model.evaluate(x, y, verbose=0)[0]
+    plain = build_model(TrainConfig(l2_conv=0.0, l2_dense=0.0), (28, 28, 1), 10)
+    plain.set_weights(model.get_weights())
+    assert not plain.losses
+    assert with_penalty - plain.evaluate(x, y, verbose=0)[0] == pytest.approx(expected, rel=1e-4)
