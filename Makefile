@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
 sweep: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python jobs/train.py --dataset mnist --workers 2 --epochs 2 --limit 5000
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python jobs/sweep.py --preset local
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -45,6 +45,9 @@ class TrainConfig:
     seed: int = _knob(0, "seed for weight init, shuffling and augmentation", low=0)
 
     # --- model and regularisation ---
+    bn_momentum: float = _knob(
+        0.99, "BatchNormalization moving-average momentum (Keras' 0.99; lower it for runs of few steps)",
+        low=0.0, high=1.0, high_open=True)
     dense_units: int = _knob(512, "units of the hidden dense layer", low=1)
     l2_conv: float = _knob(1e-4, "L2 penalty on conv kernels (added to the loss)", low=0.0)
     l2_dense: float = _knob(1e-4, "L2 penalty on dense kernels (added to the loss)", low=0.0)

@@ -20,7 +20,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_clas
         for conv in (1, 2):
             x = layers.Conv2D(filters, KERNEL_SIZE, padding="same", activation="relu",
                               kernel_regularizer=conv_l2, name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = layers.BatchNormalization(momentum=config.bn_momentum, name=f"block{block}_bn{conv}")(x)
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
         x = layers.Dropout(config.dropout_conv, name=f"block{block}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)

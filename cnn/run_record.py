@@ -1,0 +1,101 @@
+"""Everything stored beside a sweep's results: the tables, the resolved settings, code and package versions."""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from cnn.data import Dataset
+from cnn.sweep import METRIC, MODE, TRAIN_RUNS_DIR
+from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables, write_text
+from cnn.sweep_settings import SweepSettings
+from cnn.sweep_space import describe, trial_config
+from cnn.config import TrainConfig
+from cnn.trainer import WorkerResources
+
+PACKAGES = ("ray", "tensorflow", "tf_keras", "numpy", "pandas", "matplotlib")
+
+
+def collect_trials(experiment: str, settings: SweepSettings) -> tuple[list[dict], list[dict]]:
+    """Rows for trials.csv and epochs.csv from Tune's stored experiment state and the checkpoints."""
+    analysis = tune.ExperimentAnalysis(experiment, default_metric=METRIC, default_mode=MODE)
+    trials, epochs = [], []
+    for trial in analysis.trials:
+        sample = {k: v for k, v in (trial.config or {}).items()}
+        config = trial_config(settings.base, sample).to_dict()
+        error = _first_line(trial.error_file) if trial.status == "ERROR" else None
+        row, rows = trial_rows(trial.trial_id, sample, config, f"{experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
+                               trial.last_result or {}, error, settings.base.epochs)
+        row["tune_status"] = trial.status
+        trials.append(row)
+        epochs.extend(rows)
+    return trials, epochs
+
+
+def write_sweep_record(experiment: str, settings: SweepSettings, data: Dataset, cluster: dict[str, float],
+                       resources: WorkerResources, concurrent: int, started: float, argv: list[str]) -> dict[str, Any]:
+    trials, epochs = collect_trials(experiment, settings)
+    trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
+    record = {
+        "command": " ".join(["python", *argv]),
+        "settings": settings.to_dict(),
+        "search_space": describe(settings),
+        "selection": f"trials ranked by best {METRIC} ({MODE}); test accuracy is reported, never used to choose",
+        "dataset": {"name": data.name, "source": data.source, "class_names": data.class_names,
+                    "train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test),
+                    "input_shape": list(data.input_shape)},
+        "resources_per_trial": {"workers": resources.num_workers, "cpus_per_worker": resources.cpus_per_worker,
+                                "gpus_per_worker": resources.gpus_per_worker},
+        "concurrent_trials": concurrent,
+        "cluster_resources": cluster,
+        "driver_host": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                        "python": platform.python_version()},
+        "git_commit": git_commit(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_seconds": round(time.time() - started, 1),
+        "trials": len(trials),
+        "trials_csv": trials_csv, "epochs_csv": epochs_csv,
+    }
+    write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(record, indent=2, default=str))
+    return record
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode:
+        return "unknown (not a git checkout)"
+    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _first_line(error_file: str | None) -> str:
+    if not error_file:
+        return "unknown error"
+    try:
+        lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]
+    except OSError:
+        return "unknown error"
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors[-1] if errors else lines[-1] if lines else "unknown error")[:300]

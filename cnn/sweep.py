@@ -1,0 +1,99 @@
+"""The Ray Tune layer: every trial builds and fits a Ray Train `TensorflowTrainer`.
+
+Layout of an experiment folder (<storage>/<name>):
+    <trial folders>/        Tune's per-trial results, params and TensorBoard events
+    train_runs/<trial_id>/  the Train run of each trial, with its checkpoints
+    trials.csv, epochs.csv, sweep.json   written when the sweep ends (cnn.sweep_results)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from cnn.config import TrainConfig
+from cnn.sweep_settings import AUTO, SweepSettings
+from cnn.sweep_space import baseline_points, param_space, trial_config
+from cnn.trainer import WorkerResources, make_trainer
+
+METRIC, MODE = "val_accuracy", "max"   # trials are ranked on validation, never on test
+TRAIN_RUNS_DIR = "train_runs"
+# The Tune function only drives its Train workers: it needs no CPU of its own, but Tune refuses
+# an empty request, so it reserves the memory its process really uses instead.
+TRIAL_DRIVER_RESOURCES = {"CPU": 0, "memory": 512 * 2**20}
+
+
+def run_trial(sample: dict[str, Any], data: dict[str, ray.ObjectRef], plan: dict[str, Any]) -> None:
+    """One Tune trial: a distributed Train run of the sampled config, reporting to Tune per epoch."""
+    config = trial_config(TrainConfig.from_dict(plan["base"]), sample)
+    resources = WorkerResources(**plan["resources"])
+    trial_id = tune.get_context().get_trial_id()
+    trainer = make_trainer(config, data["ref"], resources,
+                           storage_path=f"{plan['experiment_path']}/{TRAIN_RUNS_DIR}",
+                           name=trial_id,  # by trial id: a restarted trial resumes its own run
+                           max_failures=plan["worker_max_failures"],
+                           callbacks=[TuneReportCallback()])
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+
+
+def worker_resources(settings: SweepSettings, cluster: dict[str, float]) -> WorkerResources:
+    gpus = settings.gpus_per_worker
+    if gpus == AUTO:
+        gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+    return WorkerResources(settings.workers_per_trial, settings.cpus_per_worker, float(gpus))
+
+
+def concurrent_trials(resources: WorkerResources, cluster: dict[str, float],
+                      requested: int | None) -> int:
+    """How many trials fit in the cluster at once (at least 1: an autoscaler may add nodes)."""
+    if requested:
+        return requested
+    need = resources.total()
+    fits = [math.floor((cluster.get("CPU", 0) + 1e-9) / need["CPU"])]
+    if need["GPU"]:
+        fits.append(math.floor((cluster.get("GPU", 0) + 1e-9) / need["GPU"]))
+    return max(1, min(fits))
+
+
+def trainable(data_ref: ray.ObjectRef, plan: dict[str, Any]):
+    # The ObjectRef travels inside a dict so that with_parameters hands trials the reference,
+    # not a copy of the arrays; Train workers then read the arrays from the object store.
+    return tune.with_resources(tune.with_parameters(run_trial, data={"ref": data_ref}, plan=plan),
+                               TRIAL_DRIVER_RESOURCES)
+
+
+def scheduler(settings: SweepSettings):
+    if settings.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", max_t=settings.base.epochs, grace_period=settings.grace_period,
+                         reduction_factor=settings.reduction_factor)
+
+
+def build_tuner(settings: SweepSettings, plan: dict[str, Any], data_ref: ray.ObjectRef,
+                storage_path: str, name: str, max_concurrent: int) -> tune.Tuner:
+    searcher = BasicVariantGenerator(points_to_evaluate=baseline_points(settings) or None,
+                                     random_state=settings.search_seed)
+    num_samples = 1 if settings.search == "grid" else settings.num_samples
+    return tune.Tuner(
+        trainable(data_ref, plan),
+        param_space=param_space(settings),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
+                                    search_alg=searcher, num_samples=num_samples,
+                                    max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path,
+                                  failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures)),
+    )
+
+
+def restore_tuner(experiment_path: str, plan: dict[str, Any], data_ref: ray.ObjectRef) -> tune.Tuner:
+    """Continue an interrupted sweep. Unpickles the experiment state: only folders you wrote."""
+    return tune.Tuner.restore(experiment_path, trainable=trainable(data_ref, plan),
+                              resume_unfinished=True, resume_errored=True)

@@ -1,0 +1,113 @@
+"""Turn a finished (or interrupted) sweep into tidy tables: trials.csv and epochs.csv.
+
+Per-epoch rows come from the history stored in each trial's latest checkpoint, which is
+consistent with the weights it holds: after a worker restart an epoch appears exactly once.
+The best checkpoint of a trial is the stored one with the highest validation accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from cnn.model_io import STATE_FILE
+from cnn.sweep_space import SWEPT_KEYS
+
+TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri)
+
+
+def read_text(uri: str) -> str:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write whole or not at all: a temporary file renamed into place where the store allows."""
+    fs, path = filesystem(uri)
+    temporary = path + ".partial"
+    with fs.open_output_stream(temporary) as stream:
+        stream.write(text.encode())
+    fs.move(temporary, path)
+
+
+def list_folders(uri: str, prefix: str = "") -> list[str]:
+    fs, path = filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    base = uri.rstrip("/")
+    return sorted(f"{base}/{info.base_name}" for info in infos
+                  if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix))
+
+
+def checkpoint_states(run_uri: str) -> list[tuple[str, dict[str, Any]]]:
+    """(checkpoint folder, its state.json) for every checkpoint a Train run kept."""
+    states = []
+    for folder in list_folders(run_uri, prefix="checkpoint_"):
+        try:
+            states.append((folder, json.loads(read_text(f"{folder}/{STATE_FILE}"))))
+        except (OSError, FileNotFoundError, json.JSONDecodeError):
+            continue  # a checkpoint cut short by a crash: skip it, the others still count
+    return states
+
+
+def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], run_uri: str,
+               last_metrics: dict[str, Any], error: str | None, max_epochs: int
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One trials.csv row and its epochs.csv rows."""
+    states = checkpoint_states(run_uri)
+    latest = max(states, key=lambda s: s[1]["epochs_done"], default=None)
+    history = latest[1]["history"] if latest else []
+    best = max(states, key=lambda s: _score(s[1]["history"][-1]), default=None)
+    epochs = [{"trial_id": trial_id, **{k: row.get(k) for k in ("epoch", *METRICS, "train_seconds",
+                                                                  "epoch_seconds", "images_per_second", "node_id")}}
+              for row in history]
+    stop_reason = history[-1]["stop_reason"] if history else ""
+    if error:
+        status, stop_reason = STATUS_FAILED, f"error: {error}"
+    elif stop_reason:
+        status = STATUS_FINISHED
+    else:
+        status, stop_reason = STATUS_STOPPED, "stopped by scheduler"
+    row: dict[str, Any] = {"trial_id": trial_id, "status": status, "stop_reason": stop_reason,
+                           "epochs_run": len(history), "max_epochs": max_epochs}
+    row.update({k: sample.get(k) for k in SWEPT_KEYS if k in sample})
+    if "l2" in sample:
+        row["l2_conv"] = row["l2_dense"] = sample["l2"]
+    row.update({f"config_{k}": config[k] for k in ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
+                                                   "augment", "learning_rate", "batch_size", "seed")})
+    final = history[-1] if history else {}
+    best_row = best[1]["history"][-1] if best else {}
+    row.update({f"final_{k}": final.get(k) for k in METRICS})
+    row["best_epoch"] = best_row.get("epoch")
+    row.update({f"best_{k}": best_row.get(k) for k in METRICS})
+    row["wall_seconds"] = last_metrics.get("time_total_s")
+    row["best_checkpoint"] = best[0] if best else ""
+    row["latest_checkpoint"] = latest[0] if latest else ""
+    return row, epochs
+
+
+def _score(row: dict[str, Any]) -> float:
+    value = row.get("val_accuracy")
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else -1.0
+
+
+def write_tables(experiment_uri: str, trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> tuple[str, str]:
+    trials_frame = pd.DataFrame(trials)
+    if len(trials_frame):
+        trials_frame = trials_frame.sort_values("best_val_accuracy", ascending=False, na_position="last")
+    epochs_frame = pd.DataFrame(epochs, columns=["trial_id", "epoch", *METRICS, "train_seconds",
+                                                 "epoch_seconds", "images_per_second", "node_id"])
+    trials_uri, epochs_uri = f"{experiment_uri}/{TRIALS_CSV}", f"{experiment_uri}/{EPOCHS_CSV}"
+    write_text(trials_uri, trials_frame.to_csv(index=False))
+    write_text(epochs_uri, epochs_frame.to_csv(index=False))
+    return trials_uri, epochs_uri

@@ -1,0 +1,92 @@
+"""What a sweep runs: its presets, search mode, scheduler and resources per trial (no Ray here)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from cnn.config import TrainConfig
+
+SEARCH_MODES = ("random", "grid")
+SCHEDULERS = ("asha", "fifo")
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """One sweep: the base training config, what varies, how trials are stopped and sized."""
+
+    preset: str
+    base: TrainConfig
+    search: str = "random"          # random: sample num_samples configs; grid: every grid point
+    num_samples: int = 16           # random search: trials, the L2 = 0 baseline included
+    grid_l2: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)  # grid: L2 on conv and dense kernels alike
+    grid_augment_strength: tuple[float, ...] = (1.0,)    # grid: 0 = off, 1 = the original study's
+    scheduler: str = "asha"
+    grace_period: int = 2           # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: int = 3       # ASHA: keep the top 1/reduction_factor at each rung
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | str = AUTO   # auto: 1 if the cluster has GPUs, else 0
+    max_concurrent_trials: int | None = None  # None: as many as fit in the cluster at once
+    search_seed: int = 0
+    trial_max_failures: int = 1     # Tune retries of a whole trial
+    worker_max_failures: int = 2    # Ray Train restarts of a trial's worker group
+
+    def __post_init__(self) -> None:
+        _check(self.search in SEARCH_MODES, "search", self.search, f"one of {', '.join(SEARCH_MODES)}")
+        _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
+        _check(self.num_samples >= 1, "num_samples", self.num_samples, ">= 1")
+        _check(self.workers_per_trial >= 1, "workers_per_trial", self.workers_per_trial, ">= 1")
+        _check(self.cpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker, "> 0")
+        _check(self.gpus_per_worker == AUTO or (isinstance(self.gpus_per_worker, (int, float))
+               and self.gpus_per_worker >= 0), "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
+        _check(1 <= self.grace_period <= self.base.epochs, "grace_period", self.grace_period,
+               f"[1, epochs={self.base.epochs}]")
+        _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, ">= 2")
+        _check(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1,
+               "max_concurrent_trials", self.max_concurrent_trials, ">= 1")
+        _check(all(v >= 0 for v in self.grid_l2) and len(self.grid_l2) > 0, "grid_l2", self.grid_l2,
+               "one or more values >= 0")
+        _check(all(0 <= v <= 2 for v in self.grid_augment_strength) and len(self.grid_augment_strength) > 0,
+               "grid_augment_strength", self.grid_augment_strength, "one or more values in [0, 2]")
+        if self.base.batch_size % self.workers_per_trial:
+            raise ValueError(f"batch_size={self.base.batch_size} must be divisible by "
+                             f"workers_per_trial={self.workers_per_trial}")
+
+    def replace(self, **changes: Any) -> "SweepSettings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "base": self.base.to_dict()}
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}={value!r} is out of range; allowed: {allowed}")
+
+
+PRESETS: dict[str, SweepSettings] = {
+    # Short presets run only tens of steps per epoch, too few for BatchNorm's default momentum
+    # (0.99) to move its moving statistics off their initial values: they use 0.9.
+    # The whole path in about a minute on 2 CPUs: two tiny trials, each on two workers.
+    "smoke": SweepSettings(
+        preset="smoke",
+        base=TrainConfig(dataset="mnist", limit=1200, test_limit=500, epochs=2, batch_size=64, bn_momentum=0.9),
+        search="grid", grid_l2=(0.0, 1e-3), grid_augment_strength=(1.0,), grace_period=1,
+        workers_per_trial=2, cpus_per_worker=0.5),
+    # What `make sweep` runs on a 2-core laptop in under 15 minutes: the original study's L2
+    # experiment (L2 alone at four strengths) crossed with augmentation off/on, MNIST subset.
+    "local": SweepSettings(
+        preset="local",
+        base=TrainConfig(dataset="mnist", limit=4000, test_limit=2000, epochs=6, batch_size=64, bn_momentum=0.9),
+        search="grid", grid_l2=(0.0, 1e-4, 1e-3, 1e-2), grid_augment_strength=(0.0, 1.0),
+        scheduler="asha", grace_period=3, reduction_factor=2, workers_per_trial=1, cpus_per_worker=1.0),
+    # The real sweep: full CIFAR-10, random search, ASHA, sized to the cluster.
+    "full": SweepSettings(
+        preset="full",
+        base=TrainConfig(dataset="cifar10", epochs=30, batch_size=128),
+        search="random", num_samples=32, grace_period=4, reduction_factor=3,
+        workers_per_trial=2, cpus_per_worker=2.0),
+}

@@ -1,0 +1,153 @@
+"""Hyperparameter sweep: Ray Tune over L2, dropout and augmentation; every trial a Ray Train run.
+
+    python jobs/sweep.py --preset smoke            # the whole path in about a minute
+    python jobs/sweep.py --preset local            # what `make sweep` runs (< 15 min, 2 cores)
+    python jobs/sweep.py                           # the full CIFAR-10 sweep, sized to the cluster
+    ray job submit --working-dir . -- python jobs/sweep.py --storage-path s3://bucket/sweeps
+    python jobs/sweep.py --name NAME --resume      # continue an interrupted sweep
+
+Runs on a fresh local Ray by default, or on the cluster that RAY_ADDRESS names (set by
+`ray job submit`). Results: <storage-path>/<name>/ with trials.csv, epochs.csv, sweep.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from typing import Any
+
+from cli_common import (add_config_flags, add_data_flags, config_from_args, connect_ray, fail,
+                        load_data, print_block, storage_path)
+
+from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep = parser.add_argument_group("the sweep")
+    sweep.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                       help="smoke (1 min), local (make sweep, < 15 min on 2 cores), full (default)")
+    sweep.add_argument("--search", choices=SEARCH_MODES, help="random search, or the L2 x augmentation grid")
+    sweep.add_argument("--num-samples", type=int, help="random search: number of trials")
+    sweep.add_argument("--grid-l2", type=float, nargs="+", help="grid: L2 strengths (conv and dense alike)")
+    sweep.add_argument("--grid-augment-strength", type=float, nargs="+",
+                       help="grid: augmentation strengths (0 = off, 1 = the original study's)")
+    sweep.add_argument("--scheduler", choices=SCHEDULERS, help="asha (early stopping) or fifo")
+    sweep.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
+    sweep.add_argument("--search-seed", type=int, help="seed of the random search")
+    res = parser.add_argument_group("resources")
+    res.add_argument("--workers-per-trial", type=int, help="Ray Train workers per trial")
+    res.add_argument("--cpus-per-worker", type=float, help="CPUs per worker")
+    res.add_argument("--gpus-per-worker", help=f"GPUs per worker, or {AUTO} (1 if the cluster has GPUs)")
+    res.add_argument("--max-concurrent-trials", type=int, help="default: as many as fit in the cluster")
+    out = parser.add_argument_group("storage")
+    out.add_argument("--storage-path", default="results",
+                     help="local folder, shared NFS path, or s3:// / gs:// URI (default: ./results)")
+    out.add_argument("--name", help="experiment name (default: sweep_<preset>_<dataset>_<time>)")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the interrupted sweep --name (unpickles its state: only your own folders)")
+    add_data_flags(parser)
+    add_config_flags(parser)
+    return parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> SweepSettings:
+    preset = PRESETS[args.preset]
+    changes: dict[str, Any] = {"base": config_from_args(args, preset.base)}
+    for key in ("search", "num_samples", "scheduler", "grace_period", "search_seed", "workers_per_trial",
+                "cpus_per_worker", "max_concurrent_trials"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    for key in ("grid_l2", "grid_augment_strength"):
+        if getattr(args, key) is not None:
+            changes[key] = tuple(getattr(args, key))
+    if args.gpus_per_worker is not None:
+        try:
+            changes["gpus_per_worker"] = AUTO if args.gpus_per_worker == AUTO else float(args.gpus_per_worker)
+        except ValueError:
+            fail(f"gpus_per_worker={args.gpus_per_worker!r} is out of range; allowed: >= 0 or {AUTO!r}")
+    try:
+        return preset.replace(**changes)
+    except ValueError as error:
+        fail(str(error))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = settings_from_args(args)
+    root = storage_path(args.storage_path)
+    data = load_data(settings.base, args.data_dir)
+    name = args.name or f"sweep_{settings.preset}_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment = f"{root}/{name}"
+    if args.resume and not args.name:
+        fail("--resume needs --name, the experiment to continue")
+
+    import ray
+
+    from cnn import sweep as sweep_lib
+    from cnn.run_record import write_sweep_record
+    from cnn.sweep_space import describe, num_trials
+
+    if args.resume and not ray.tune.Tuner.can_restore(experiment):
+        fail(f"nothing to resume at {experiment}")
+    if not args.resume and _exists(experiment):
+        fail(f"{experiment} already exists; pass --resume to continue it or choose another --name")
+    connect_ray()
+    cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    resources = sweep_lib.worker_resources(settings, cluster)
+    concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
+    plan = {"base": settings.base.to_dict(), "resources": dataclasses.asdict(resources),
+            "experiment_path": experiment, "worker_max_failures": settings.worker_max_failures}
+    trials = num_trials(settings)
+    print_block("sweep", {
+        "preset": settings.preset, "experiment": experiment, "resume": args.resume,
+        "data": data.describe(), "search": settings.search, "search_space": describe(settings),
+        "scheduler": settings.scheduler, "budget": f"{trials} trials x up to {settings.base.epochs} epochs "
+                                                   f"= {trials * settings.base.epochs} trial-epochs at most",
+        "per_trial": {"workers": resources.num_workers, **resources.scaling_config().resources_per_worker},
+        "cluster": cluster, "concurrent_trials": concurrent})
+    print_block("base config", settings.base.to_dict())
+
+    data_ref = ray.put(data)  # read once; every trial and worker takes it from the object store
+    started = time.time()
+    if args.resume:
+        tuner = sweep_lib.restore_tuner(experiment, plan, data_ref)
+    else:
+        tuner = sweep_lib.build_tuner(settings, plan, data_ref, root, name, concurrent)
+    tuner.fit()
+    record = write_sweep_record(experiment, settings, data, cluster, resources, concurrent,
+                                started=started, argv=sys.argv)
+    _print_leaderboard(record["trials_csv"])
+    print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
+          f"tensorboard --logdir {experiment}", flush=True)
+
+
+def _exists(uri: str) -> bool:
+    from cnn.sweep_results import filesystem
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _print_leaderboard(trials_csv: str) -> None:
+    import pandas as pd
+
+    from cnn.sweep_results import read_text
+    import io
+
+    frame = pd.read_csv(io.StringIO(read_text(trials_csv)))
+    columns = [c for c in ("trial_id", "status", "l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
+                           "augment_strength", "epochs_run", "best_val_accuracy", "best_test_accuracy")
+               if c in frame.columns]
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print("== leaderboard (ranked by validation accuracy; test accuracy reported, never used to choose)")
+        print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    main()
