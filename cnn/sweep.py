@@ -79,15 +79,16 @@ def scheduler(settings: SweepSettings):
 
 def build_tuner(settings: SweepSettings, plan: dict[str, Any], data_ref: ray.ObjectRef,
                 storage_path: str, name: str, max_concurrent: int) -> tune.Tuner:
+    # The generator enforces the concurrency limit itself: Tune ignores TuneConfig's
+    # max_concurrent_trials when a search algorithm instance is passed.
     searcher = BasicVariantGenerator(points_to_evaluate=baseline_points(settings) or None,
-                                     random_state=settings.search_seed)
+                                     max_concurrent=max_concurrent, random_state=settings.search_seed)
     num_samples = 1 if settings.search == "grid" else settings.num_samples
     return tune.Tuner(
         trainable(data_ref, plan),
         param_space=param_space(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
-                                    search_alg=searcher, num_samples=num_samples,
-                                    max_concurrent_trials=max_concurrent),
+                                    search_alg=searcher, num_samples=num_samples),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
                                   failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures)),
     )

@@ -1,0 +1,56 @@
+"""Checks shared by the sweep tests: run the job, read its tables, validate them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cnn.model_io import STATE_FILE, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def job_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment a person's shell would have: the venv first on PATH, no stray cluster."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["CNN_DATA_DIR"] = str(data_dir)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update(extra)
+    return env
+
+
+def run_sweep(args: list[str], data_dir: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def read_tables(experiment: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_csv(experiment / "trials.csv"), pd.read_csv(experiment / "epochs.csv")
+
+
+def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every trial once, every epoch of every trial exactly once, accuracies in [0, 1], checkpoints load."""
+    trials, epochs = read_tables(experiment)
+    assert len(trials) == expected_trials and trials["trial_id"].is_unique
+    assert not epochs.duplicated(["trial_id", "epoch"]).any(), "an epoch appears twice"
+    for trial in trials.itertuples():
+        mine = epochs[epochs.trial_id == trial.trial_id].sort_values("epoch")
+        assert mine["epoch"].tolist() == list(range(1, trial.epochs_run + 1))
+    accuracy_columns = [c for c in epochs.columns if c.endswith("accuracy")]
+    assert epochs[accuracy_columns].apply(lambda col: col.between(0, 1)).all().all()
+    assert trials["best_val_accuracy"].is_monotonic_decreasing, "leaderboard is ranked by validation accuracy"
+    if load_checkpoints:
+        for path in trials["best_checkpoint"]:
+            model = load_model(path)
+            assert model.output_shape[-1] == 10
+            state = json.loads((Path(path) / STATE_FILE).read_text())
+            assert state["epochs_done"] >= 1
+    record = json.loads((experiment / "sweep.json").read_text())
+    assert record["trials"] == expected_trials and record["packages"]["ray"].startswith("2.60")
+    return trials, epochs

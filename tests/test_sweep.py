@@ -1,0 +1,116 @@
+"""The sweep job for real: smoke preset, ASHA stopping with resources given back, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweep_checks import REPO, check_tables, job_env, read_tables, run_sweep
+
+pytestmark = pytest.mark.slow
+sys.path.insert(0, str(REPO / "jobs"))
+
+
+def test_smoke_preset_runs_the_whole_path(data_dir, tmp_path):
+    done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke"], data_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
+    trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2)
+    assert set(trials["status"]) == {"finished"} and len(epochs) == 4
+    assert sorted(trials["l2_conv"]) == [0.0, 1e-3]
+    assert list((tmp_path / "smoke").glob("run_trial_*/events.out.tfevents.*")), "TensorBoard logs are kept"
+
+
+def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp_path):
+    """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them."""
+    import ray
+    from ray.util.state import list_placement_groups
+
+    import sweep as sweep_job
+
+    sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
+                    "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
+                    "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
+                    "--grace-period", "1", "--max-concurrent-trials", "1"])
+    try:
+        trials, _ = check_tables(tmp_path / "asha", expected_trials=4, load_checkpoints=False)
+        good = trials[trials.l2_conv == 0].iloc[0]
+        assert good.status == "finished" and good.epochs_run == 3
+        stopped = trials[trials.status == "stopped_early"]
+        assert len(stopped) >= 2 and (stopped.epochs_run < 3).all()
+        assert (stopped.best_val_accuracy < good.best_val_accuracy).all()
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            groups = [g for g in list_placement_groups() if g.state != "REMOVED"]
+            if not groups and ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]:
+                break
+            time.sleep(2)
+        assert not groups, f"placement groups not freed: {groups}"
+        assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]
+    finally:
+        ray.shutdown()
+
+
+def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_path):
+    experiment = tmp_path / "resumable"
+    args = ["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "resumable",
+            "--grid-l2", "0", "1e-4", "1e-3", "--workers-per-trial", "1", "--cpus-per-worker", "1",
+            "--max-concurrent-trials", "1", "--scheduler", "fifo"]
+    driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        finished = _wait_for_finished_trial_and_next_started(experiment, driver, timeout=300)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    before = {trial: sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
+              for trial in finished}
+    assert not (experiment / "trials.csv").exists()
+
+    resumed = run_sweep([*args, "--resume"], data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials, _ = check_tables(experiment, expected_trials=3)
+    assert set(trials["status"]) == {"finished"}
+    for trial, checkpoints in before.items():
+        after = sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
+        assert after == checkpoints, f"finished trial {trial} was trained again"
+
+
+def test_bad_input_stops_before_anything_starts(data_dir, tmp_path):
+    for args, words in [(["--preset", "nope"], "invalid choice"),
+                        (["--dropout-conv", "1.5"], "dropout_conv=1.5 is out of range"),
+                        (["--dataset", "cifar100"], "unknown dataset 'cifar100'"),
+                        (["--resume"], "--resume needs --name")]:
+        done = run_sweep([*args, "--storage-path", str(tmp_path)], data_dir, timeout=120)
+        assert done.returncode == 2 and words in done.stderr, (args, done.stderr[-500:])
+    assert not list(tmp_path.iterdir()), "no experiment folder may be left behind"
+
+
+def _wait_for_finished_trial_and_next_started(experiment: Path, driver: subprocess.Popen, timeout: float) -> list[str]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert driver.poll() is None, "the sweep ended before it could be interrupted"
+        runs = sorted((experiment / "train_runs").glob("*")) if (experiment / "train_runs").exists() else []
+        finished = [run.name for run in runs if _run_finished(run)]
+        if finished and len(runs) > len(finished):
+            return finished
+        time.sleep(1)
+    raise AssertionError("no trial finished in time")
+
+
+def _run_finished(run: Path) -> bool:
+    for state in run.glob("checkpoint_*/state.json"):
+        try:
+            if json.loads(state.read_text()).get("stop_reason"):
+                return True
+        except (json.JSONDecodeError, OSError):
+            pass
+    return False
