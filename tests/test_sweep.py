@@ -38,7 +38,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp
     sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
                     "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
                     "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
-                    "--grace-period", "1", "--max-concurrent-trials", "1"])
+                    "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
     try:
         trials, _ = check_tables(tmp_path / "asha", expected_trials=4, load_checkpoints=False)
         good = trials[trials.l2_conv == 0].iloc[0]

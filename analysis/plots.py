@@ -1,0 +1,97 @@
+"""Matplotlib, headless: saving figures, how trial status is drawn, and a log axis that can show 0.
+
+L2 strengths span decades, so they go on a log axis; but the no-L2 baseline is 0, which a
+log axis cannot hold. It is drawn one and a half decades below the smallest positive value,
+behind a marked axis break and labelled "0", rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: reports are built on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+DPI = 100
+ZERO_GAP_DECADES = 1.5
+# How each trial status is drawn, so stopped and failed trials stand out in every plot.
+STATUS_STYLE = {
+    "finished": {"marker": "o", "color": "#2458a6", "label": "finished"},
+    "stopped_early": {"marker": "^", "color": "#d08c00", "label": "stopped early"},
+    "failed": {"marker": "X", "color": "#c0392b", "label": "failed (no accuracy)"},
+}
+SERIES_COLORS = {"train": "#2458a6", "val": "#d08c00", "test": "#2e8b57"}
+
+
+def new_figure(width: float = 7.0, height: float = 4.2, ncols: int = 1, nrows: int = 1
+               ) -> tuple[Figure, np.ndarray]:
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, layout="constrained")
+    return fig, axes
+
+
+def save(fig: Figure, folder: Path, name: str) -> Path:
+    """Write the figure as PNG and free it (a report makes dozens; open figures pile up)."""
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plain(value: object) -> str:
+    """Text from results (trial ids, class names) for a label: a "$" in it must not start math mode."""
+    return str(value).replace("$", r"\$")
+
+
+def is_log_scale(name: str) -> bool:
+    return name.startswith("l2")
+
+
+def log_positions(values: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """x positions of values on a log axis, and where 0 sits (None if no value is positive)."""
+    values = np.asarray(values, dtype=float)
+    positive = values[np.isfinite(values) & (values > 0)]
+    if not len(positive):
+        return values, None
+    zero_at = float(positive.min()) / 10 ** ZERO_GAP_DECADES
+    return np.where(values == 0, zero_at, values), zero_at
+
+
+def log_axis_with_zero(ax: Axes, values: np.ndarray, zero_at: float | None, label: str) -> None:
+    """Log x axis over the positive values, with 0 at `zero_at` behind a drawn break."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    positive = np.unique(values[values > 0])
+    if zero_at is None:  # only zeros: a log axis has nothing to show
+        ax.set_xlabel(label)
+        return
+    ax.set_xscale("log")
+    tried = sorted(set(positive))
+    ticks = tried if len(tried) <= 6 else list(10.0 ** np.arange(np.floor(np.log10(tried[0])),
+                                                                    np.ceil(np.log10(tried[-1])) + 1))
+    labels = [f"{t:g}" for t in ticks]
+    if (values == 0).any():
+        ticks, labels = [zero_at, *ticks], ["0", *labels]
+        gap = np.sqrt(zero_at * positive.min())
+        ax.axvline(gap, color="#888", linestyle=(0, (2, 3)), linewidth=1)
+        ax.annotate("log axis starts", xy=(gap, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                    textcoords="offset points", fontsize=7, color="#666", va="top")
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    low = zero_at if (values == 0).any() else positive.min()
+    ax.set_xlim(low / 2.5, positive.max() * 2.5)
+    ax.set_xlabel(f"{label} (log scale; 0 shown left of the break)" if (values == 0).any()
+                  else f"{label} (log scale)")
+
+
+def show_image(ax: Axes, image: np.ndarray) -> None:
+    """An (H, W, C) image in [0, 1]: grey for one channel, colour for three."""
+    grey = image.shape[-1] == 1
+    ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])

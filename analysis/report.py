@@ -1,0 +1,88 @@
+"""`build_report`: a finished sweep's stored results in, `<experiment>/analysis/summary.html` out.
+
+The report reads only the tables, sweep.json and checkpoints (never logs). Its figures (PNG)
+and tables (CSV) are written beside summary.html, and the PNGs are also embedded in it, so
+the one HTML file opens offline anywhere. A section that cannot be built says why in the
+page instead of taking the whole report down.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from cnn.sweep_results import write_text
+
+from analysis import (augmentation, curves, effects, feature_maps, l2_study, leaderboard, page, predictions,
+                      storage, study)
+from analysis.checkpoints import load_models, load_test_data
+from analysis.page import Section
+from analysis.results import Experiment, best_trial, context_line, load_experiment
+
+OUTPUT_DIR = "analysis"
+REPORT_FILE = "summary.html"
+OUTPUT_PATTERNS = ("*.png", "*.csv", REPORT_FILE)
+
+
+def build_report(experiment: str, data_dir: str | None = None) -> str:
+    """Build the report of the sweep stored at `experiment` (folder or s3:// / gs:// URI); return its path.
+
+    data_dir: folder holding <dataset>.npz for the test images (default: the CNN_DATA_DIR setting).
+    """
+    loaded = load_experiment(experiment)
+    remote = storage.is_uri(loaded.location)
+    with tempfile.TemporaryDirectory(prefix="cnn-report-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        out = scratch / OUTPUT_DIR if remote else Path(loaded.location) / OUTPUT_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        storage.clear_outputs(out, OUTPUT_PATTERNS)
+        html = render(loaded, out, scratch, data_dir)
+        write_text(str(out / REPORT_FILE), html)
+        if remote:
+            storage.upload_folder(out, f"{loaded.location}/{OUTPUT_DIR}")
+    return f"{loaded.location}/{OUTPUT_DIR}/{REPORT_FILE}"
+
+
+def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | None) -> str:
+    context = context_line(experiment)
+    trials = experiment.trials
+    best = best_trial(trials)
+    sections = [
+        _safely("study", "1. The study", lambda: study.section(experiment)),
+        _safely("leaderboard", "2. Leaderboard", lambda: leaderboard.section(experiment, out)),
+        _safely("effects", "3. Hyperparameter effects", lambda: effects.section(experiment, out, context)),
+        _safely("curves", "4. Training curves", lambda: curves.section(experiment, out, context)),
+    ]
+    # Every checkpoint the report needs, each loaded once: the best model and the L2 study's trials.
+    needed = ([best["trial_id"]] if best is not None else []) + l2_study.trials_needed(trials)
+    models = load_models(experiment, needed, scratch)
+    best_model = models.get(best["trial_id"]) if best is not None else None
+    data, data_error = (load_test_data(experiment, data_dir) if best_model is not None and best_model.model is not None
+                        else (None, "the best model is not available"))
+    recorded_test = float(best["best_test_accuracy"]) if best is not None else float("nan")
+    sections += [
+        _safely("feature-maps", feature_maps.TITLE,
+                lambda: feature_maps.section(best_model, data, data_error, out, context)),
+        _safely("predictions", predictions.TITLE,
+                lambda: predictions.section(best_model, data, data_error, recorded_test, out, context)),
+        _safely("l2-study", l2_study.TITLE, lambda: l2_study.section(trials, models, out, context)),
+        _safely("augmentation", augmentation.TITLE, lambda: augmentation.section(experiment, out, context)),
+    ]
+    name = experiment.location.rstrip("/").rsplit("/", 1)[-1]
+    subtitle = (f"{context}. Built {time.strftime('%Y-%m-%d %H:%M')} from trials.csv, epochs.csv, sweep.json "
+                f"and the checkpoints in {experiment.location}.")
+    return page.render_page(f"Sweep report: {name}", subtitle, sections)
+
+
+def _safely(key: str, title: str, build: Callable[[], Section]) -> Section:
+    """One broken section (an unexpected table, a bug) costs that section, not the report."""
+    try:
+        return build()
+    except Exception as error:  # noqa: BLE001 - shown in the page and printed, never swallowed silently
+        traceback.print_exc(file=sys.stderr)
+        return Section(key, title, page.unavailable(
+            f"This section could not be built: {type(error).__name__}: {error}"))

@@ -1,0 +1,152 @@
+"""A finished sweep's stored results as data: trials.csv, epochs.csv and sweep.json, read defensively.
+
+Failed trials leave NaN metrics and empty checkpoint paths; hand-edited or truncated tables
+may hold text where numbers belong. Everything numeric is coerced to float (bad cells become
+NaN) so the sections can rely on column types.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnn.sweep_results import (EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
+                               SWEEP_JSON, TRIALS_CSV, read_text)
+from cnn.sweep_space import SWEPT_KEYS
+
+from analysis import storage
+
+STATUSES = (STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED)
+TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status")
+CONFIG_NUMERIC = ("config_l2_conv", "config_l2_dense", "config_dropout_conv", "config_dropout_dense",
+                  "config_learning_rate", "config_batch_size", "config_seed")
+TRIAL_NUMERIC = ("epochs_run", "max_epochs", "best_epoch", "wall_seconds", *SWEPT_KEYS, *CONFIG_NUMERIC,
+                 *(f"{when}_{metric}" for when in ("final", "best") for metric in METRICS))
+EPOCH_NUMERIC = ("epoch", *METRICS, "train_seconds", "epoch_seconds", "images_per_second")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One sweep's results. `trials` is ranked by best validation accuracy, trials without one last."""
+
+    location: str
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    sweep: dict[str, Any]
+
+    @property
+    def base(self) -> dict[str, Any]:
+        """The base training config every trial started from (sweep.json settings.base)."""
+        return dict((self.sweep.get("settings") or {}).get("base") or {})
+
+
+def load_experiment(location: str) -> Experiment:
+    location = storage.normalise(location)
+    for name in (TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON):
+        if not storage.exists(f"{location}/{name}"):
+            raise FileNotFoundError(f"{location} holds no {name}; is it a finished sweep's experiment folder?")
+    trials = parse_trials(read_text(f"{location}/{TRIALS_CSV}"))
+    epochs = parse_epochs(read_text(f"{location}/{EPOCHS_CSV}"))
+    sweep = json.loads(read_text(f"{location}/{SWEEP_JSON}"))
+    return Experiment(location, trials, epochs, sweep if isinstance(sweep, dict) else {})
+
+
+def parse_trials(text: str) -> pd.DataFrame:
+    frame = pd.read_csv(io.StringIO(text), dtype={c: str for c in TEXT_COLUMNS})
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].fillna("") if column in frame.columns else ""
+    for column in TRIAL_NUMERIC:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        elif column not in SWEPT_KEYS:  # which swept columns exist tells the search type: keep absent
+            frame[column] = np.nan
+    if "config_augment" in frame.columns:
+        frame["config_augment"] = frame["config_augment"].map(_as_bool)
+    # Stable: trials tied on validation accuracy keep the order trials.csv gave them.
+    frame = frame.sort_values("best_val_accuracy", ascending=False, na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def parse_epochs(text: str) -> pd.DataFrame:
+    frame = pd.read_csv(io.StringIO(text), dtype={"trial_id": str, "node_id": str})
+    for column in EPOCH_NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
+    frame["trial_id"] = frame["trial_id"].fillna("") if "trial_id" in frame.columns else ""
+    return frame.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def _as_bool(value: Any) -> float:
+    """True/False from a CSV cell (bool, 'True', 1.0); NaN when unknown."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    text = str(value).strip().lower()
+    return {"true": 1.0, "1": 1.0, "1.0": 1.0, "false": 0.0, "0": 0.0, "0.0": 0.0}.get(text, math.nan)
+
+
+def best_trial(trials: pd.DataFrame) -> pd.Series | None:
+    """The top of the leaderboard: the highest best validation accuracy (test accuracy is never used)."""
+    ranked = trials[np.isfinite(trials["best_val_accuracy"])]
+    return ranked.iloc[0] if len(ranked) else None
+
+
+def status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    counts = {status: int((trials["status"] == status).sum()) for status in STATUSES}
+    counts["other"] = len(trials) - sum(counts.values())
+    return counts
+
+
+def swept_hyperparameters(trials: pd.DataFrame) -> list[str]:
+    """The sampled hyperparameters that took more than one value in this sweep."""
+    return [k for k in SWEPT_KEYS if k in trials.columns and trials[k].nunique(dropna=True) > 1]
+
+
+def augment_strength(trials: pd.DataFrame) -> pd.Series:
+    """Augmentation strength per trial: the swept value, else 1/0 from config_augment (NaN if unknown)."""
+    strength = trials["augment_strength"] if "augment_strength" in trials.columns else pd.Series(
+        np.nan, index=trials.index)
+    if "config_augment" in trials.columns:
+        strength = strength.fillna(trials["config_augment"])
+    return strength.astype(float)
+
+
+def augmentation_label(strength: float) -> str:
+    if not math.isfinite(strength):
+        return "augmentation unknown"
+    return "augmentation off" if strength == 0 else f"augmentation strength {strength:g}"
+
+
+def seeds(trials: pd.DataFrame) -> list[int]:
+    if "config_seed" not in trials.columns:
+        return []
+    return sorted(int(s) for s in trials["config_seed"].dropna().unique())
+
+
+def seed_text(trials: pd.DataFrame) -> str:
+    found = seeds(trials)
+    if not found:
+        return "seed not recorded"
+    if len(found) == 1:
+        return f"single seed ({found[0]})"
+    return f"seeds {', '.join(map(str, found))}"
+
+
+def context_line(experiment: Experiment) -> str:
+    """What every figure rests on: dataset, epochs, trials and seeds."""
+    dataset = experiment.sweep.get("dataset") or {}
+    name = dataset.get("name") or experiment.base.get("dataset") or "unknown dataset"
+    sizes = ""
+    if all(k in dataset for k in ("train", "validation", "test")):
+        sizes = f" ({dataset['train']:,} train / {dataset['validation']:,} validation / {dataset['test']:,} test images)"
+    epochs = experiment.base.get("epochs")
+    epochs_text = f"up to {epochs} epochs" if epochs else "epochs not recorded"
+    return f"{name}{sizes} · {epochs_text} · {len(experiment.trials)} trials · {seed_text(experiment.trials)}"
+
+
+def trial_epochs(epochs: pd.DataFrame, trial_id: str) -> pd.DataFrame:
+    return epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
