@@ -17,7 +17,7 @@ from cnn.sweep_space import SWEPT_KEYS
 
 from analysis import page, plots
 from analysis.page import Section
-from analysis.results import Experiment, augment_strength
+from analysis.results import Experiment, augment_strength, seed_text
 
 TITLE = "8. The augmentation effect"
 # What else must be equal for an off/on pair to differ in augmentation only.
@@ -109,7 +109,7 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
           r["best_trial"] or "–", page.pct(r["best_val_accuracy"]), page.pct(r["best_test_accuracy"]),
           page.points(r["mean_final_gap"]), page.pct(r["best_val_at_common_epoch"]),
           page.pct(r["its_test_at_common_epoch"])] for r in summary], table_id="augmentation-summary"))
-    parts.append(page.paragraph(_verdict(summary, common), css="conclusion"))
+    parts.append(page.paragraph(_verdict(summary, common, seed_text(experiment.trials)), css="conclusion"))
     if matched:
         parts.append(page.heading("Pairs that differ in augmentation only"))
         parts.append(page.table(
@@ -127,9 +127,9 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
     return Section("augmentation", TITLE, page.join(parts))
 
 
-def _verdict(summary: list[dict[str, Any]], common: int | None) -> str:
+def _verdict(summary: list[dict[str, Any]], common: int | None, seeds: str) -> str:
     off, on = summary
-    text = (f"Best validation accuracy with augmentation is {page.pct(on['best_val_accuracy'])} against "
+    text = (f"From this sweep's own trials ({seeds}): best validation accuracy with augmentation is {page.pct(on['best_val_accuracy'])} against "
             f"{page.pct(off['best_val_accuracy'])} without ({better(on['best_val_accuracy'], off['best_val_accuracy'])}"
             f"); test accuracy of those trials {page.pct(on['best_test_accuracy'])} against "
             f"{page.pct(off['best_test_accuracy'])}. The mean final train−validation gap is "

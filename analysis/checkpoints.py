@@ -51,7 +51,7 @@ def load_models(experiment: Experiment, trial_ids: list[str], scratch: Path) -> 
     """Each requested trial's best checkpoint, loaded once; failures are kept with their reason."""
     from cnn.model_io import load_model  # TensorFlow is imported only when a model is needed
 
-    rows = experiment.trials.set_index("trial_id", drop=False)
+    rows = experiment.trials.drop_duplicates("trial_id").set_index("trial_id", drop=False)
     loaded: dict[str, LoadedModel] = {}
     for trial_id in dict.fromkeys(trial_ids):
         stored = str(rows.loc[trial_id, "best_checkpoint"]) if trial_id in rows.index else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from analysis import page, plots
 from analysis.checkpoints import LoadedModel, kernel_weights
@@ -226,6 +226,9 @@ def plot_layer_norms(kernels: dict[str, dict[str, np.ndarray]], labels: dict[str
     for t, layers in kernels.items():
         ax.plot(list(layers), [np.linalg.norm(k) for k in layers.values()], marker="o", label=labels[t])
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 20, not 2×10^1
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("layer")
     ax.set_ylabel("kernel L2 norm (log scale)")
     ax.set_title(f"Kernel norm per layer, {setting}")

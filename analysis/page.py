@@ -134,7 +134,7 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head>"
             f'<body><main class="container"><header><h1>{esc(title)}</h1>'
-            f'<p class="subtitle">{esc(subtitle)}</p><nav><ol>{toc}</ol></nav></header>'
+            f'<p class="subtitle">{esc(subtitle)}</p><nav><ul class="toc">{toc}</ul></nav></header>'
             f"{body}</main></body></html>\n")
 
 
@@ -149,7 +149,7 @@ h1 { font-size: 1.7rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.3rem; margin: 2.5rem 0 .75rem; padding-bottom: .3rem; border-bottom: 2px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
 .subtitle, figcaption, .note { color: var(--muted); }
-nav ol { columns: 2; padding-left: 1.25rem; margin: .75rem 0; }
+nav ul.toc { columns: 2; list-style: none; padding-left: 0; margin: .75rem 0; }
 a { color: var(--accent); }
 .table-wrap { overflow-x: auto; margin: .75rem 0; border: 1px solid var(--line); border-radius: 4px; }
 table { border-collapse: collapse; width: 100%; font-size: .88rem; font-variant-numeric: tabular-nums; }
@@ -175,5 +175,5 @@ figcaption .context { display: block; font-style: italic; }
 pre { background: var(--bg-alt); padding: .6rem .8rem; overflow-x: auto; border-radius: 4px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; }
 details { margin: .5rem 0; }
-@media (max-width: 700px) { nav ol { columns: 1; } }
+@media (max-width: 700px) { nav ul.toc { columns: 1; } }
 """

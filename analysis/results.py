@@ -142,10 +142,19 @@ def context_line(experiment: Experiment) -> str:
     name = dataset.get("name") or experiment.base.get("dataset") or "unknown dataset"
     sizes = ""
     if all(k in dataset for k in ("train", "validation", "test")):
-        sizes = f" ({dataset['train']:,} train / {dataset['validation']:,} validation / {dataset['test']:,} test images)"
+        sizes = (f" ({count(dataset['train'])} train / {count(dataset['validation'])} validation / "
+                 f"{count(dataset['test'])} test images)")
     epochs = experiment.base.get("epochs")
     epochs_text = f"up to {epochs} epochs" if epochs else "epochs not recorded"
     return f"{name}{sizes} · {epochs_text} · {len(experiment.trials)} trials · {seed_text(experiment.trials)}"
+
+
+def count(value: Any) -> str:
+    """1,234 for a number; the text as stored otherwise (a hand-edited sweep.json must not stop the report)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def trial_epochs(epochs: pd.DataFrame, trial_id: str) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from typing import Any
 
 from analysis import page
 from analysis.page import Html, Section
-from analysis.results import Experiment, seed_text, seeds, status_counts
+from analysis.results import Experiment, count, seed_text, seeds, status_counts
 
 
 def section(experiment: Experiment) -> Section:
@@ -56,8 +56,8 @@ def _dataset_text(dataset: dict[str, Any], base: dict[str, Any]) -> str:
         return str(name)
     shape = "×".join(str(s) for s in dataset.get("input_shape", []))
     classes = len(dataset.get("class_names", []))
-    return (f"{name}: {dataset['train']:,} train / {dataset['validation']:,} validation / {dataset['test']:,} test "
-            f"images of {shape}, {classes} classes (source: {dataset.get('source', 'not recorded')})")
+    return (f"{name}: {count(dataset['train'])} train / {count(dataset.get('validation'))} validation / "
+            f"{count(dataset.get('test'))} test images of {shape}, {classes} classes (source: {dataset.get('source', 'not recorded')})")
 
 
 def _search_text(settings: dict[str, Any], space: dict[str, Any]) -> str:
@@ -70,6 +70,8 @@ def _scheduler_text(settings: dict[str, Any]) -> str:
     if scheduler == "asha":
         return (f"ASHA early stopping on validation accuracy (grace period {settings.get('grace_period')} "
                 f"epochs, reduction factor {settings.get('reduction_factor')})")
+    if scheduler == "fifo":
+        return "FIFO: no early stopping; every trial runs to its epoch limit (or the target training accuracy)"
     return str(scheduler)
 
 
