@@ -9,6 +9,7 @@ Layout of an experiment folder (<storage>/<name>):
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import ray
@@ -42,6 +43,25 @@ def run_trial(sample: dict[str, Any], data: dict[str, ray.ObjectRef], plan: dict
     result = trainer.fit()
     if result.error is not None:
         raise result.error
+
+
+def cluster_capacity() -> dict[str, float]:
+    """CPUs and GPUs the sweep may size itself by: what the cluster has now, or, on an
+    autoscaling cluster, the most its config lets it grow to (GPU workers often start at 0)."""
+    now = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    try:
+        # Private, but it is what Ray Train V2 itself uses to check a request against the
+        # autoscaler's limits; None on a cluster without an autoscaler config.
+        from ray._private.state import state
+
+        most = state.get_max_resources_from_cluster_config() or {}
+    except Exception:  # noqa: BLE001 - sizing falls back to the resources present now
+        most = {}
+    for key in ("CPU", "GPU"):
+        value = most.get(key)
+        if value and value < sys.maxsize:
+            now[key] = max(now.get(key, 0.0), float(value))
+    return now
 
 
 def worker_resources(settings: SweepSettings, cluster: dict[str, float]) -> WorkerResources:

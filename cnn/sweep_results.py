@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
-from cnn.model_io import STATE_FILE
+from cnn.model_io import STATE_FILE, WORKERS_DIR
 from cnn.sweep_space import SWEPT_KEYS
 
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
@@ -60,6 +60,17 @@ def checkpoint_states(run_uri: str) -> list[tuple[str, dict[str, Any]]]:
     return states
 
 
+def worker_node_ids(checkpoint_uri: str) -> list[str]:
+    """The Ray node id of every training worker (by rank) that wrote into a checkpoint."""
+    fs, path = filesystem(f"{checkpoint_uri}/{WORKERS_DIR}")
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    records = []
+    for info in infos:
+        if info.base_name.startswith("rank") and info.base_name.endswith(".json"):
+            records.append(json.loads(read_text(f"{checkpoint_uri}/{WORKERS_DIR}/{info.base_name}")))
+    return [r["node_id"] for r in sorted(records, key=lambda r: r["rank"])]
+
+
 def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], run_uri: str,
                last_metrics: dict[str, Any], error: str | None, max_epochs: int
                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -93,6 +104,7 @@ def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], ru
     row["wall_seconds"] = last_metrics.get("time_total_s")
     row["best_checkpoint"] = best[0] if best else ""
     row["latest_checkpoint"] = latest[0] if latest else ""
+    row["worker_node_ids"] = ";".join(worker_node_ids(latest[0])) if latest else ""
     return row, epochs
 
 

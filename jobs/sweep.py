@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.resume and _exists(experiment):
         fail(f"{experiment} already exists; pass --resume to continue it or choose another --name")
     connect_ray()
-    cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    cluster = sweep_lib.cluster_capacity()
     resources = sweep_lib.worker_resources(settings, cluster)
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
     plan = {"base": settings.base.to_dict(), "resources": dataclasses.asdict(resources),
@@ -123,6 +123,20 @@ def main(argv: list[str] | None = None) -> None:
     _print_leaderboard(record["trials_csv"])
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
           f"tensorboard --logdir {experiment}", flush=True)
+    report = _build_report(experiment, args.data_dir)
+    print(f"report: {report}", flush=True)
+
+
+def _build_report(experiment: str, data_dir: str | None) -> str:
+    from analysis import build_report
+
+    try:
+        return build_report(experiment, data_dir=data_dir)
+    except Exception as error:  # noqa: BLE001 - the sweep's results are safe; say how to retry
+        print(f"error: the sweep finished and its results are stored, but the report failed "
+              f"({type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}); "
+              f"rebuild it with: python -m analysis {experiment}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def _exists(uri: str) -> bool:

@@ -34,7 +34,8 @@ def read_tables(experiment: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_csv(experiment / "trials.csv"), pd.read_csv(experiment / "epochs.csv")
 
 
-def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool = True,
+                 workers_per_trial: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every trial once, every epoch of every trial exactly once, accuracies in [0, 1], checkpoints load."""
     trials, epochs = read_tables(experiment)
     assert len(trials) == expected_trials and trials["trial_id"].is_unique
@@ -51,6 +52,9 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
             assert model.output_shape[-1] == 10
             state = json.loads((Path(path) / STATE_FILE).read_text())
             assert state["epochs_done"] >= 1
+    if workers_per_trial:
+        for ids in trials["worker_node_ids"]:
+            assert len(str(ids).split(";")) == workers_per_trial, "one node id per training worker"
     record = json.loads((experiment / "sweep.json").read_text())
     assert record["trials"] == expected_trials and record["packages"]["ray"].startswith("2.60")
     return trials, epochs

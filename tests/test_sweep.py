@@ -22,10 +22,12 @@ def test_smoke_preset_runs_the_whole_path(data_dir, tmp_path):
     done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke"], data_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
-    trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2)
+    trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, workers_per_trial=2)
     assert set(trials["status"]) == {"finished"} and len(epochs) == 4
     assert sorted(trials["l2_conv"]) == [0.0, 1e-3]
     assert list((tmp_path / "smoke").glob("run_trial_*/events.out.tfevents.*")), "TensorBoard logs are kept"
+    report = tmp_path / "smoke" / "analysis" / "summary.html"
+    assert f"report: {report}" in done.stdout and report.stat().st_size > 10_000
 
 
 def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp_path):

@@ -1,0 +1,20 @@
+"""When a run stops: target training accuracy (the original study's callback), divergence, max epochs."""
+
+import pytest
+
+from cnn.config import TrainConfig
+from cnn.train_loop import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET, _stop_reason
+
+CONFIG = TrainConfig(epochs=10, target_accuracy=0.995)
+
+
+@pytest.mark.parametrize("epoch, loss, accuracy, expected", [
+    (3, 0.5, 0.90, ""),
+    (3, 0.01, 0.995, STOP_TARGET),
+    (3, float("nan"), 0.10, STOP_DIVERGED),
+    (3, float("inf"), 0.10, STOP_DIVERGED),
+    (10, 0.5, 0.90, STOP_MAX_EPOCHS),
+    (10, 0.01, 0.999, STOP_TARGET),
+])
+def test_stop_reason(epoch, loss, accuracy, expected):
+    assert _stop_reason({"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy}, CONFIG) == expected
