@@ -27,10 +27,11 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None,
+                     title: str = "training config (cnn.config.TrainConfig)") -> None:
     """One flag per TrainConfig field (--l2-conv, --no-augment, ...), defaults shown in --help."""
     defaults = defaults or TrainConfig()
-    group = parser.add_argument_group("training config (cnn.config.TrainConfig)")
+    group = parser.add_argument_group(title)
     for f in dataclasses.fields(TrainConfig):
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         if isinstance(default, bool):

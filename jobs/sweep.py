@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted sweep --name (unpickles its state: only your own folders)")
     add_data_flags(parser)
-    add_config_flags(parser)
+    add_config_flags(parser, PRESETS["full"].base,
+                     title="training config: each flag overrides the preset's value "
+                           "(defaults shown are the full preset's)")
     return parser.parse_args(argv)
 
 

@@ -13,6 +13,8 @@ def test_presets_are_valid_and_sized_as_documented():
     assert PRESETS["smoke"].base.epochs == 2 and num_trials(PRESETS["smoke"]) == 2
     local = PRESETS["local"]
     assert local.base.dataset == "mnist" and local.search == "grid" and num_trials(local) == 8
+    assert not local.base.horizontal_flip, "digits are not mirror-symmetric"
+    assert PRESETS["full"].base.horizontal_flip
     assert PRESETS["full"].base.dataset == "cifar10" and PRESETS["full"].base.limit is None
 
 
