@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 from cnn.model_io import STATE_FILE, WORKERS_DIR
 from cnn.sweep_space import SWEPT_KEYS
 
+STOP_DIVERGED = "diverged"  # cnn.train_loop's stop reason (imported by value: this module needs no TensorFlow)
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
@@ -85,6 +86,8 @@ def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], ru
     stop_reason = history[-1]["stop_reason"] if history else ""
     if error:
         status, stop_reason = STATUS_FAILED, f"error: {error}"
+    elif stop_reason == STOP_DIVERGED:
+        status, stop_reason = STATUS_FAILED, "diverged: training loss became NaN or infinite"
     elif stop_reason:
         status = STATUS_FINISHED
     else:

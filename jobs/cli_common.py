@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -71,6 +72,38 @@ def load_data(config: TrainConfig, data_dir: str | None) -> Dataset:
 def storage_path(path: str) -> str:
     """Absolute local folder (Ray requires it) or a URI such as s3://bucket/prefix, unchanged."""
     return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def check_ray_address_reachable(timeout: float = 5.0) -> None:
+    """Fail fast when RAY_ADDRESS names host:port that nothing answers on.
+
+    Without this, ray.init keeps retrying an unreachable GCS for minutes before it gives up.
+    """
+    address = os.environ.get(RAY_ADDRESS_SETTING) or ""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "local", "auto", ray:// and http:// addresses: let Ray resolve them
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        fail(f"could not reach a Ray cluster at {RAY_ADDRESS_SETTING}={address} ({error}); "
+             f"unset {RAY_ADDRESS_SETTING} to start a local Ray, or check the address")
+
+
+def check_storage_writable(uri: str) -> None:
+    """Fail before anything starts if results could not be written there (creates the folder)."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        fs.create_dir(path, recursive=True)
+        probe = f"{path.rstrip('/')}/.write-probe-{os.getpid()}"
+        with fs.open_output_stream(probe) as stream:
+            stream.write(b"ok")
+        fs.delete_file(probe)
+    except (OSError, ValueError) as error:
+        fail(f"cannot write results to storage path {uri} ({str(error).splitlines()[0][:200]}); "
+             "choose a folder or bucket you can write to with --storage-path")
 
 
 def connect_ray() -> str:

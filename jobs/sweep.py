@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any
 
-from cli_common import (add_config_flags, add_data_flags, config_from_args, connect_ray, fail,
-                        load_data, print_block, storage_path)
+from cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable, check_storage_writable,
+                        config_from_args, connect_ray, fail, load_data, print_block, storage_path)
 
 from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     settings = settings_from_args(args)
     root = storage_path(args.storage_path)
+    check_ray_address_reachable()
     data = load_data(settings.base, args.data_dir)
     name = args.name or f"sweep_{settings.preset}_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = f"{root}/{name}"
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"nothing to resume at {experiment}")
     if not args.resume and _exists(experiment):
         fail(f"{experiment} already exists; pass --resume to continue it or choose another --name")
+    check_storage_writable(root)
     connect_ray()
     cluster = sweep_lib.cluster_capacity()
     resources = sweep_lib.worker_resources(settings, cluster)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from cli_common import (add_config_flags, add_data_flags, config_from_args, connect_ray, fail,
-                        load_data, print_block, storage_path)
+from cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable, check_storage_writable,
+                        config_from_args, connect_ray, fail, load_data, print_block, storage_path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> None:
         resources = WorkerResources(args.workers, args.cpus_per_worker, args.gpus_per_worker)
     except ValueError as error:
         fail(str(error))
-    data = load_data(config, args.data_dir)
-    name = args.name or f"train_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     where = storage_path(args.storage_path)
+    check_ray_address_reachable()
+    data = load_data(config, args.data_dir)
+    check_storage_writable(where)
+    name = args.name or f"train_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     print_block("config", config.to_dict())
     print_block("run", {"data": data.describe(), "workers": resources.num_workers,
                         "resources_per_worker": resources.scaling_config().resources_per_worker,

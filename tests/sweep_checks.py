@@ -25,8 +25,9 @@ def job_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_sweep(args: list[str], data_dir: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
+def run_sweep(args: list[str], data_dir: Path, timeout: float = 600, env: dict[str, str] | None = None,
+              **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env={**job_env(data_dir), **(env or {})},
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 

@@ -86,13 +86,31 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
         assert after == checkpoints, f"finished trial {trial} was trained again"
 
 
+def test_a_diverging_trial_is_recorded_and_the_others_finish(data_dir, tmp_path):
+    """L2 = 1e38 overflows float32: that trial's loss is infinite from its first step."""
+    done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "nan",
+                      "--grid-l2", "0", "1e38", "--workers-per-trial", "1", "--cpus-per-worker", "1"], data_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials, _ = read_tables(tmp_path / "nan")
+    diverged, healthy = trials[trials.l2_conv > 1].iloc[0], trials[trials.l2_conv == 0].iloc[0]
+    assert diverged.status == "failed" and diverged.stop_reason.startswith("diverged") and diverged.epochs_run == 1
+    assert healthy.status == "finished" and healthy.epochs_run == 2
+    report = (tmp_path / "nan" / "analysis" / "summary.html").read_text()
+    assert "diverged" in report and diverged.trial_id in report
+
+
 def test_bad_input_stops_before_anything_starts(data_dir, tmp_path):
-    for args, words in [(["--preset", "nope"], "invalid choice"),
-                        (["--dropout-conv", "1.5"], "dropout_conv=1.5 is out of range"),
-                        (["--dataset", "cifar100"], "unknown dataset 'cifar100'"),
-                        (["--resume"], "--resume needs --name")]:
-        done = run_sweep([*args, "--storage-path", str(tmp_path)], data_dir, timeout=120)
-        assert done.returncode == 2 and words in done.stderr, (args, done.stderr[-500:])
+    store = ["--storage-path", str(tmp_path)]
+    cases = [(["--preset", "nope", *store], {}, "invalid choice"),
+             (["--dropout-conv", "1.5", *store], {}, "dropout_conv=1.5 is out of range"),
+             (["--dataset", "cifar100", *store], {}, "unknown dataset 'cifar100'"),
+             (["--resume", *store], {}, "--resume needs --name"),
+             (["--preset", "smoke", *store], {"RAY_ADDRESS": "127.0.0.1:1"}, "could not reach a Ray cluster"),
+             (["--preset", "smoke", "--storage-path", "/dev/null/results"], {}, "cannot write results")]
+    for args, env, words in cases:
+        done = run_sweep(args, data_dir, timeout=120, env=env)
+        last_line = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 2 and words in last_line, (args, done.stderr[-500:])
     assert not list(tmp_path.iterdir()), "no experiment folder may be left behind"
 
 
