@@ -7,39 +7,24 @@ the data through Ray's object store, not through a path only the head has.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from sweep_checks import REPO, check_tables, job_env
-from test_job_submit import free_port
+from ray_cluster import add_node, head_node, token_env
+from sweep_checks import REPO, check_tables
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
 def two_nodes(data_dir, tmp_path):
-    token = tmp_path / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    env = job_env(data_dir, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    temp_dir = tempfile.mkdtemp(prefix="ray-")
-    port = free_port()
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    try:
-        subprocess.run(["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                        "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
-                        f"--temp-dir={temp_dir}", *common], env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run(["ray", "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                        f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", *common],
-                       env=env, check=True, capture_output=True, timeout=120)
-        yield {"env": {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}}
-    finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    env = token_env(data_dir, tmp_path)
+    with head_node(env, num_cpus=1) as addresses:
+        add_node(env, addresses["gcs"], num_cpus=1)
+        yield {"env": {**env, "RAY_ADDRESS": addresses["gcs"]}}
 
 
 def test_trial_workers_span_both_nodes_and_data_travels_through_ray(two_nodes, data_dir, tmp_path):
