@@ -18,7 +18,6 @@ from cnn.sweep import METRIC, MODE, TRAIN_RUNS_DIR
 from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables, write_text
 from cnn.sweep_settings import SweepSettings
 from cnn.sweep_space import describe, trial_config
-from cnn.config import TrainConfig
 from cnn.trainer import WorkerResources
 
 PACKAGES = ("ray", "tensorflow", "tf_keras", "numpy", "pandas", "matplotlib")

@@ -144,18 +144,20 @@ def _build_report(experiment: str, data_dir: str | None) -> str:
 
 
 def _exists(uri: str) -> bool:
-    from cnn.sweep_results import filesystem
     import pyarrow.fs as pafs
+
+    from cnn.sweep_results import filesystem
 
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def _print_leaderboard(trials_csv: str) -> None:
+    import io
+
     import pandas as pd
 
     from cnn.sweep_results import read_text
-    import io
 
     frame = pd.read_csv(io.StringIO(read_text(trials_csv)))
     columns = [c for c in ("trial_id", "status", "l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
