@@ -18,14 +18,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=None,
                         help=f"folder holding <dataset>.npz for the test images (default: the {DATA_DIR_SETTING} "
                              "setting, then Keras' download)")
+    parser.add_argument("--out", default=None,
+                        help="folder (or URI) for the report, default <experiment>/analysis; use it when the "
+                             "experiment's storage is read-only")
     args = parser.parse_args(argv)
 
     from analysis.report import build_report
 
     try:
-        path = build_report(args.experiment, data_dir=args.data_dir)
+        path = build_report(args.experiment, data_dir=args.data_dir, out=args.out)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    except OSError as error:
+        print(f"error: cannot write the report ({str(error).splitlines()[0][:300]}); "
+              "choose a writable folder with --out", file=sys.stderr)
         raise SystemExit(2)
     print(path)
 

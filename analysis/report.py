@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from cnn.sweep_results import write_text
+from cnn.sweep_results import EPOCHS_CSV, TRIALS_CSV, write_text
 
 from analysis import (augmentation, curves, effects, feature_maps, l2_study, leaderboard, page, predictions,
                       storage, study)
@@ -28,23 +28,29 @@ REPORT_FILE = "summary.html"
 OUTPUT_PATTERNS = ("*.png", "*.csv", REPORT_FILE)
 
 
-def build_report(experiment: str, data_dir: str | None = None) -> str:
+def build_report(experiment: str, data_dir: str | None = None, out: str | None = None) -> str:
     """Build the report of the sweep stored at `experiment` (folder or s3:// / gs:// URI); return its path.
 
     data_dir: folder holding <dataset>.npz for the test images (default: the CNN_DATA_DIR setting).
+    out: where the report goes (folder or URI; default `<experiment>/analysis`). A sweep that did
+    not finish has its tables rebuilt, and they are written there too.
     """
     loaded = load_experiment(experiment)
-    remote = storage.is_uri(loaded.location)
+    target = storage.normalise(out) if out else f"{loaded.location}/{OUTPUT_DIR}"
+    remote = storage.is_uri(target)
     with tempfile.TemporaryDirectory(prefix="cnn-report-") as scratch_dir:
         scratch = Path(scratch_dir)
-        out = scratch / OUTPUT_DIR if remote else Path(loaded.location) / OUTPUT_DIR
-        out.mkdir(parents=True, exist_ok=True)
-        storage.clear_outputs(out, OUTPUT_PATTERNS)
-        html = render(loaded, out, scratch, data_dir)
-        write_text(str(out / REPORT_FILE), html)
+        folder = scratch / OUTPUT_DIR if remote else Path(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        storage.clear_outputs(folder, OUTPUT_PATTERNS)
+        html = render(loaded, folder, scratch, data_dir)
+        write_text(str(folder / REPORT_FILE), html)
+        if loaded.rebuilt:
+            write_text(str(folder / TRIALS_CSV), loaded.trials_text)
+            write_text(str(folder / EPOCHS_CSV), loaded.epochs_text)
         if remote:
-            storage.upload_folder(out, f"{loaded.location}/{OUTPUT_DIR}")
-    return f"{loaded.location}/{OUTPUT_DIR}/{REPORT_FILE}"
+            storage.upload_folder(folder, target)
+    return f"{target}/{REPORT_FILE}"
 
 
 def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | None) -> str:

@@ -23,7 +23,8 @@ from cnn.sweep_space import SWEPT_KEYS
 from analysis import storage
 
 STATUSES = (STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED)
-TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status")
+TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status",
+                "worker_node_ids", "resumed_after_epochs")
 CONFIG_NUMERIC = ("config_l2_conv", "config_l2_dense", "config_dropout_conv", "config_dropout_dense",
                   "config_learning_rate", "config_batch_size", "config_seed")
 TRIAL_NUMERIC = ("epochs_run", "max_epochs", "best_epoch", "wall_seconds", *SWEPT_KEYS, *CONFIG_NUMERIC,
@@ -39,6 +40,9 @@ class Experiment:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     sweep: dict[str, Any]
+    rebuilt: bool = False  # the sweep did not finish: its tables were rebuilt from its stored state
+    trials_text: str = ""
+    epochs_text: str = ""
 
     @property
     def base(self) -> dict[str, Any]:
@@ -47,14 +51,42 @@ class Experiment:
 
 
 def load_experiment(location: str) -> Experiment:
+    """A sweep's results. A sweep that did not finish (no tables yet) has them rebuilt from what it
+    stored: Tune's experiment state and every trial's checkpoints."""
     location = storage.normalise(location)
-    for name in (TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON):
-        if not storage.exists(f"{location}/{name}"):
-            raise FileNotFoundError(f"{location} holds no {name}; is it a finished sweep's experiment folder?")
-    trials = parse_trials(read_text(f"{location}/{TRIALS_CSV}"))
-    epochs = parse_epochs(read_text(f"{location}/{EPOCHS_CSV}"))
+    if not storage.exists(f"{location}/{SWEEP_JSON}"):
+        raise FileNotFoundError(f"{location} holds no {SWEEP_JSON}; is it a sweep's experiment folder?")
     sweep = json.loads(read_text(f"{location}/{SWEEP_JSON}"))
-    return Experiment(location, trials, epochs, sweep if isinstance(sweep, dict) else {})
+    sweep = sweep if isinstance(sweep, dict) else {}
+    rebuilt = not (storage.exists(f"{location}/{TRIALS_CSV}") and storage.exists(f"{location}/{EPOCHS_CSV}"))
+    if rebuilt:
+        trials_text, epochs_text = rebuild_tables(location, sweep)
+    else:
+        trials_text, epochs_text = read_text(f"{location}/{TRIALS_CSV}"), read_text(f"{location}/{EPOCHS_CSV}")
+    return Experiment(location, parse_trials(trials_text), parse_epochs(epochs_text), sweep,
+                      rebuilt, trials_text, epochs_text)
+
+
+def rebuild_tables(location: str, sweep: dict[str, Any]) -> tuple[str, str]:
+    """trials.csv and epochs.csv (as text) of an interrupted sweep, from its stored state and checkpoints."""
+    from cnn.run_record import collect_trials
+    from cnn.sweep_results import tables_text
+    from cnn.sweep_settings import SweepSettings
+
+    try:
+        settings = SweepSettings.from_dict((sweep.get("settings") or {}))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{location}/{SWEEP_JSON} holds no usable settings ({error}); cannot rebuild its tables")
+    try:
+        trials, epochs = collect_trials(location, settings)
+    except Exception as error:  # noqa: BLE001 - Tune raises several types for a missing or broken state
+        raise FileNotFoundError(f"{location} holds no tables and no readable Tune experiment state "
+                                f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})")
+    if sweep.get("state") != "finished":
+        for row in trials:
+            if row["status"] == STATUS_STOPPED:
+                row["stop_reason"] = "stopped early, or cut short when the sweep was interrupted"
+    return tables_text(trials, epochs)
 
 
 def parse_trials(text: str) -> pd.DataFrame:

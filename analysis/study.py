@@ -34,6 +34,11 @@ def section(experiment: Experiment) -> Section:
         ("Results", experiment.location),
     ]
     parts: list[Any] = [page.key_values(facts, table_id="study-facts")]
+    if sweep.get("state", "finished") != "finished":
+        parts.append(page.paragraph(
+            "This sweep did not finish: it was interrupted (driver stopped, or storage stopped taking writes). "
+            "Its tables were rebuilt from what it had stored; trials it had not run are missing, and a trial "
+            "marked stopped early may have been cut short by the interruption.", css="warning"))
     if len(seeds(trials)) <= 1:
         parts.append(page.paragraph(
             "Single seed: every trial ran once, so each number in this report comes from one training run. "

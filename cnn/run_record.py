@@ -39,11 +39,11 @@ def collect_trials(experiment: str, settings: SweepSettings) -> tuple[list[dict]
     return trials, epochs
 
 
-def write_sweep_record(experiment: str, settings: SweepSettings, data: Dataset, cluster: dict[str, float],
-                       resources: WorkerResources, concurrent: int, started: float, argv: list[str]) -> dict[str, Any]:
-    trials, epochs = collect_trials(experiment, settings)
-    trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
-    record = {
+def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, float], resources: WorkerResources,
+                 concurrent: int, started: float, argv: list[str]) -> dict[str, Any]:
+    """What sweep.json says about a sweep whatever becomes of it: command, settings, data, resources, versions."""
+    return {
+        "state": "running",
         "command": " ".join(["python", *argv]),
         "settings": settings.to_dict(),
         "search_space": describe(settings),
@@ -60,11 +60,24 @@ def write_sweep_record(experiment: str, settings: SweepSettings, data: Dataset, 
         "git_commit": git_commit(),
         "packages": {name: _version(name) for name in PACKAGES},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_seconds": round(time.time() - started, 1),
-        "trials": len(trials),
-        "trials_csv": trials_csv, "epochs_csv": epochs_csv,
     }
+
+
+def write_started_record(experiment: str, run: dict[str, Any]) -> None:
+    """sweep.json before the first trial starts, so an interrupted sweep can still be reported."""
+    write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(run, indent=2, default=str))
+
+
+def write_sweep_record(experiment: str, run: dict[str, Any], settings: SweepSettings, started: float
+                       ) -> dict[str, Any]:
+    """The tables and the final sweep.json, once Tune has returned."""
+    trials, epochs = collect_trials(experiment, settings)
+    trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
+    record = {**run, "state": "finished",
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "wall_seconds": round(time.time() - started, 1),
+              "trials": len(trials),
+              "trials_csv": trials_csv, "epochs_csv": epochs_csv}
     write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(record, indent=2, default=str))
     return record
 

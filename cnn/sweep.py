@@ -19,6 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from cnn.config import TrainConfig
+from cnn.storage_watch import StorageWatch
 from cnn.sweep_settings import AUTO, SweepSettings
 from cnn.sweep_space import baseline_points, param_space, trial_config
 from cnn.trainer import WorkerResources, make_trainer
@@ -110,6 +111,7 @@ def build_tuner(settings: SweepSettings, plan: dict[str, Any], data_ref: ray.Obj
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
                                     search_alg=searcher, num_samples=num_samples),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
+                                  stop=StorageWatch(f"{storage_path.rstrip('/')}/{name}"),
                                   failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures)),
     )
 

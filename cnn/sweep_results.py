@@ -36,6 +36,7 @@ def read_text(uri: str) -> str:
 def write_text(uri: str, text: str) -> None:
     """Write whole or not at all: a temporary file renamed into place where the store allows."""
     fs, path = filesystem(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     temporary = path + ".partial"
     with fs.open_output_stream(temporary) as stream:
         stream.write(text.encode())
@@ -108,6 +109,8 @@ def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], ru
     row["best_checkpoint"] = best[0] if best else ""
     row["latest_checkpoint"] = latest[0] if latest else ""
     row["worker_node_ids"] = ";".join(worker_node_ids(latest[0])) if latest else ""
+    # Epochs after which a restarted worker group resumed from the checkpoint (Ray Train's FailureConfig).
+    row["resumed_after_epochs"] = ";".join(str(e) for e in latest[1].get("resumed_after_epochs", [])) if latest else ""
     return row, epochs
 
 
@@ -116,13 +119,19 @@ def _score(row: dict[str, Any]) -> float:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else -1.0
 
 
-def write_tables(experiment_uri: str, trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> tuple[str, str]:
+def tables_text(trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> tuple[str, str]:
+    """trials.csv (ranked by best validation accuracy) and epochs.csv, as CSV text."""
     trials_frame = pd.DataFrame(trials)
     if len(trials_frame):
         trials_frame = trials_frame.sort_values("best_val_accuracy", ascending=False, na_position="last")
     epochs_frame = pd.DataFrame(epochs, columns=["trial_id", "epoch", *METRICS, "train_seconds",
                                                  "epoch_seconds", "images_per_second", "node_id"])
+    return trials_frame.to_csv(index=False), epochs_frame.to_csv(index=False)
+
+
+def write_tables(experiment_uri: str, trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> tuple[str, str]:
+    trials_text, epochs_text = tables_text(trials, epochs)
     trials_uri, epochs_uri = f"{experiment_uri}/{TRIALS_CSV}", f"{experiment_uri}/{EPOCHS_CSV}"
-    write_text(trials_uri, trials_frame.to_csv(index=False))
-    write_text(epochs_uri, epochs_frame.to_csv(index=False))
+    write_text(trials_uri, trials_text)
+    write_text(epochs_uri, epochs_text)
     return trials_uri, epochs_uri

@@ -61,6 +61,15 @@ class SweepSettings:
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "base": self.base.to_dict()}
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SweepSettings":
+        """The inverse of to_dict (as stored in sweep.json)."""
+        values = dict(values)
+        values["base"] = TrainConfig.from_dict(values["base"])
+        for key in ("grid_l2", "grid_augment_strength"):
+            values[key] = tuple(values[key])
+        return cls(**values)
+
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:

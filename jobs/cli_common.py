@@ -92,17 +92,11 @@ def check_ray_address_reachable(timeout: float = 5.0) -> None:
 
 def check_storage_writable(uri: str) -> None:
     """Fail before anything starts if results could not be written there (creates the folder)."""
-    import pyarrow.fs as pafs
+    from cnn.storage_watch import probe_write
 
-    try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-        fs.create_dir(path, recursive=True)
-        probe = f"{path.rstrip('/')}/.write-probe-{os.getpid()}"
-        with fs.open_output_stream(probe) as stream:
-            stream.write(b"ok")
-        fs.delete_file(probe)
-    except (OSError, ValueError) as error:
-        fail(f"cannot write results to storage path {uri} ({str(error).splitlines()[0][:200]}); "
+    problem = probe_write(uri)
+    if problem:
+        fail(f"cannot write results to storage path {uri} ({problem}); "
              "choose a folder or bucket you can write to with --storage-path")
 
 

@@ -17,12 +17,14 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable, check_storage_writable,
                         config_from_args, connect_ray, fail, load_data, print_block, storage_path)
 
 from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings
+
+EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     import ray
 
     from cnn import sweep as sweep_lib
-    from cnn.run_record import write_sweep_record
+    from cnn.run_record import describe_run, write_started_record, write_sweep_record
+    from cnn.storage_watch import probe_write
     from cnn.sweep_space import describe, num_trials
 
     if args.resume and not ray.tune.Tuner.can_restore(experiment):
@@ -117,18 +120,50 @@ def main(argv: list[str] | None = None) -> None:
 
     data_ref = ray.put(data)  # read once; every trial and worker takes it from the object store
     started = time.time()
+    run = describe_run(settings, data, cluster, resources, concurrent, started=started, argv=sys.argv)
     if args.resume:
         tuner = sweep_lib.restore_tuner(experiment, plan, data_ref)
+        run = {**_stored_record(experiment), **run, "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     else:
         tuner = sweep_lib.build_tuner(settings, plan, data_ref, root, name, concurrent)
+    write_started_record(experiment, run)
     tuner.fit()
-    record = write_sweep_record(experiment, settings, data, cluster, resources, concurrent,
-                                started=started, argv=sys.argv)
+    problem = probe_write(experiment)
+    if problem:
+        _storage_failed(experiment, root, name, problem)
+    record = write_sweep_record(experiment, run, settings, started=started)
     _print_leaderboard(record["trials_csv"])
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
           f"tensorboard --logdir {experiment}", flush=True)
     report = _build_report(experiment, args.data_dir)
     print(f"report: {report}", flush=True)
+
+
+def _storage_failed(experiment: str, root: str, name: str, problem: str) -> NoReturn:
+    """Storage stopped taking writes mid-sweep; the sweep was stopped. Say what is kept and what to do."""
+    import ray
+
+    ray.shutdown()  # flushes the workers' forwarded logs first, so the error is the last line
+    print(f"error: storage stopped taking writes during the sweep ({problem}), so the sweep was stopped; "
+          f"every checkpoint and result stored before that is kept in {experiment}. Build a report of them "
+          f"elsewhere: python -m analysis {experiment} --out REPORT_FOLDER; once the storage is writable "
+          f"again, continue: python jobs/sweep.py --storage-path {root} --name {name} --resume",
+          file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_STORAGE_FAILED)
+
+
+def _stored_record(experiment: str) -> dict[str, Any]:
+    """The sweep.json of the run being resumed (its start time and command), if it can be read."""
+    import json
+
+    from cnn.sweep_results import SWEEP_JSON, read_text
+
+    try:
+        record = json.loads(read_text(f"{experiment}/{SWEEP_JSON}"))
+    except (OSError, ValueError):
+        return {}
+    return {"first_started": record.get("first_started") or record.get("started"),
+            "first_command": record.get("first_command") or record.get("command")}
 
 
 def _build_report(experiment: str, data_dir: str | None) -> str:
