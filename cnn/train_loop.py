@@ -54,6 +54,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     state = _restore(resume)
     if state["stop_reason"] in (STOP_TARGET, STOP_DIVERGED):
         return  # a run that already ended for good, restarted by Ray: nothing left to do
+    resumed = state.get("resumed_after_epochs", []) + ([state["epochs_done"]] if state["epochs_done"] else [])
 
     steps = steps_per_epoch(len(data.x_train), config, world_size)
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size) if len(data.x_val) else None
@@ -63,7 +64,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         metrics = _run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set)
         metrics["stop_reason"] = _stop_reason(metrics, config)
         state = {"epochs_done": epoch + 1, "stop_reason": metrics["stop_reason"],
-                 "history": state["history"] + [metrics], "config": config.to_dict()}
+                 "history": state["history"] + [metrics], "config": config.to_dict(),
+                 "resumed_after_epochs": resumed}
         _save_and_report(model, resume, state, metrics, rank)
         if metrics["stop_reason"]:
             break
