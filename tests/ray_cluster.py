@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -48,3 +52,44 @@ def add_node(env: dict[str, str], gcs: str, num_cpus: int) -> None:
                     f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
                     f"--num-cpus={num_cpus}", "--disable-usage-stats"],
                    env=env, check=True, capture_output=True, text=True, timeout=120)
+
+
+class WorkerNode:
+    """A node started with `ray start --address --block` in a process group of its own, so a test can
+    kill this node alone (raylet, workers and all), as a lost machine would vanish."""
+
+    def __init__(self, process: subprocess.Popen, node_id: str):
+        self.process, self.node_id = process, node_id
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@contextmanager
+def worker_node(env: dict[str, str], gcs: str, num_cpus: int) -> Iterator[WorkerNode]:
+    before = _alive_node_ids(env, gcs)
+    process = subprocess.Popen(["ray", "start", f"--address={gcs}", "--node-ip-address=127.0.0.1",
+                                f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+                                f"--num-cpus={num_cpus}", "--disable-usage-stats", "--block"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    node = WorkerNode(process, "")
+    try:
+        deadline = time.time() + 120
+        while not node.node_id:
+            assert process.poll() is None and time.time() < deadline, "the second node did not join"
+            new = _alive_node_ids(env, gcs) - before
+            node.node_id = new.pop() if new else ""
+            time.sleep(1)
+        yield node
+    finally:
+        node.kill()
+
+
+def _alive_node_ids(env: dict[str, str], gcs: str) -> set[str]:
+    listed = subprocess.run(["ray", "list", "nodes", "--address", gcs, "--filter", "state=ALIVE", "--format", "json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    if listed.returncode:
+        return set()
+    return {node["node_id"] for node in json.loads(listed.stdout)}

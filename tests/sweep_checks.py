@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -59,3 +62,56 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
     record = json.loads((experiment / "sweep.json").read_text())
     assert record["trials"] == expected_trials and record["packages"]["ray"].startswith("2.60")
     return trials, epochs
+
+
+def start_sweep(args: list[str], data_dir: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The sweep job in the background, in its own process group (so a test can kill it and its Ray)."""
+    with open(log, "w") as sink:
+        return subprocess.Popen([sys.executable, "jobs/sweep.py", *args], cwd=REPO,
+                                env={**job_env(data_dir), **(env or {})}, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def checkpoint_states(experiment: Path) -> dict[str, list[dict]]:
+    """trial id -> the state.json of each checkpoint its Train run has stored so far."""
+    found: dict[str, list[dict]] = {}
+    for state in sorted(experiment.glob("train_runs/*/checkpoint_*/state.json")):
+        try:
+            found.setdefault(state.parents[1].name, []).append(json.loads(state.read_text()))
+        except (json.JSONDecodeError, OSError):
+            pass  # being written
+    return found
+
+
+def wait_until(condition, driver: subprocess.Popen, timeout: float, what: str):
+    """Poll `condition()` until it returns something truthy; fail if the driver ends or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        assert driver.poll() is None, f"the sweep ended (exit {driver.returncode}) before {what}"
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """Make `folder` refuse writes, for real: a read-only bind mount as root (root ignores file
+    modes), otherwise the write permission bits taken away."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+    else:
+        modes = {path: path.stat().st_mode for path in [folder, *folder.rglob("*")] if path.is_dir()}
+        try:
+            for path, mode in modes.items():
+                path.chmod(mode & ~0o222)
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)

@@ -10,24 +10,34 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from cnn.model_io import load_model
 from sweep_checks import REPO, check_tables, job_env, read_tables, run_sweep
 
 pytestmark = pytest.mark.slow
 sys.path.insert(0, str(REPO / "jobs"))
 
 
-def test_smoke_preset_runs_the_whole_path(data_dir, tmp_path):
-    done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke"], data_dir)
+def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data_dir, tmp_path):
+    """The smoke preset end to end (2 trials on 2 workers each, tables, TensorBoard logs, report),
+    with its second grid point made to diverge: L2 = 1e38 overflows float32, so that trial's loss
+    is infinite from its first step. It must be recorded as failed, the other trial must finish."""
+    done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke",
+                      "--grid-l2", "0", "1e38"], data_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
-    trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, workers_per_trial=2)
-    assert set(trials["status"]) == {"finished"} and len(epochs) == 4
-    assert sorted(trials["l2_conv"]) == [0.0, 1e-3]
+    trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, load_checkpoints=False, workers_per_trial=2)
+    diverged, healthy = trials[trials.l2_conv > 1].iloc[0], trials[trials.l2_conv == 0].iloc[0]
+    assert diverged.status == "failed" and diverged.stop_reason.startswith("diverged") and diverged.epochs_run == 1
+    assert healthy.status == "finished" and healthy.epochs_run == 2 and len(epochs) == 3
+    load_model(healthy.best_checkpoint)
     assert list((tmp_path / "smoke").glob("run_trial_*/events.out.tfevents.*")), "TensorBoard logs are kept"
     report = tmp_path / "smoke" / "analysis" / "summary.html"
     assert f"report: {report}" in done.stdout and report.stat().st_size > 10_000
+    html = report.read_text()
+    assert "diverged" in html and diverged.trial_id in html
 
 
 def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp_path):
@@ -80,38 +90,47 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     resumed = run_sweep([*args, "--resume"], data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials, _ = check_tables(experiment, expected_trials=3)
-    assert set(trials["status"]) == {"finished"}
+    assert set(trials["status"]) == {"finished"} and (trials["epochs_run"] == 2).all()
+    assert sorted(trials["l2_conv"]) == [0.0, 1e-4, 1e-3], "the grid a clean run would have: each point once"
     for trial, checkpoints in before.items():
         after = sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
         assert after == checkpoints, f"finished trial {trial} was trained again"
 
 
-def test_a_diverging_trial_is_recorded_and_the_others_finish(data_dir, tmp_path):
-    """L2 = 1e38 overflows float32: that trial's loss is infinite from its first step."""
-    done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "nan",
-                      "--grid-l2", "0", "1e38", "--workers-per-trial", "1", "--cpus-per-worker", "1"], data_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
-    trials, _ = read_tables(tmp_path / "nan")
-    diverged, healthy = trials[trials.l2_conv > 1].iloc[0], trials[trials.l2_conv == 0].iloc[0]
-    assert diverged.status == "failed" and diverged.stop_reason.startswith("diverged") and diverged.epochs_run == 1
-    assert healthy.status == "finished" and healthy.epochs_run == 2
-    report = (tmp_path / "nan" / "analysis" / "summary.html").read_text()
-    assert "diverged" in report and diverged.trial_id in report
-
-
 def test_bad_input_stops_before_anything_starts(data_dir, tmp_path):
-    store = ["--storage-path", str(tmp_path)]
-    cases = [(["--preset", "nope", *store], {}, "invalid choice"),
-             (["--dropout-conv", "1.5", *store], {}, "dropout_conv=1.5 is out of range"),
-             (["--dataset", "cifar100", *store], {}, "unknown dataset 'cifar100'"),
-             (["--resume", *store], {}, "--resume needs --name"),
-             (["--preset", "smoke", *store], {"RAY_ADDRESS": "127.0.0.1:1"}, "could not reach a Ray cluster"),
+    """Every case: one line naming the problem, exit 2, no experiment folder, no Ray started."""
+    store = tmp_path / "results"
+    truncated, bad_labels, empty = tmp_path / "truncated", tmp_path / "bad_labels.npz", tmp_path / "empty"
+    truncated.mkdir(), empty.mkdir()
+    taken = tmp_path / "other_results" / "taken"
+    taken.mkdir(parents=True)
+    (truncated / "mnist.npz").write_bytes((data_dir / "mnist.npz").read_bytes()[:200_000])
+    np.savez(bad_labels, x_train=np.zeros((20, 8, 8), np.uint8), y_train=np.full(20, -3),
+             x_test=np.zeros((4, 8, 8), np.uint8), y_test=np.zeros(4, np.int64))
+    offline = {"KERAS_HOME": str(empty), "HOME": str(empty), "https_proxy": "http://127.0.0.1:1",
+               "HTTPS_PROXY": "http://127.0.0.1:1", "CNN_DATA_DIR": ""}
+    smoke = ["--preset", "smoke", "--storage-path", str(store)]
+    cases = [(["--preset", "nope", *smoke[2:]], {}, "invalid choice: 'nope'"),
+             ([*smoke, "--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
+             ([*smoke, "--dropout-conv", "1.5"], {}, "dropout_conv=1.5 is out of range"),
+             ([*smoke, "--grid-l2", "-1"], {}, "grid_l2=(-1.0,) is out of range"),
+             ([*smoke, "--dataset", "cifar100"], {}, "unknown dataset 'cifar100'"),
+             ([*smoke, "--data-dir", str(truncated)], {}, "mnist.npz"),
+             ([*smoke, "--dataset", str(bad_labels)], {}, "labels outside"),
+             ([*smoke, "--dataset", "fashion_mnist", "--data-dir", str(empty)], offline, "could not download"),
+             ([*smoke, "--resume"], {}, "--resume needs --name"),
+             ([*smoke, "--name", "ghost", "--resume"], {}, "nothing to resume at"),
+             (["--preset", "smoke", "--storage-path", str(taken.parent), "--name", taken.name], {},
+              "already exists; pass --resume"),
+             (smoke, {"RAY_ADDRESS": "127.0.0.1:1"}, "could not reach a Ray cluster"),
              (["--preset", "smoke", "--storage-path", "/dev/null/results"], {}, "cannot write results")]
     for args, env, words in cases:
         done = run_sweep(args, data_dir, timeout=120, env=env)
-        last_line = done.stderr.strip().splitlines()[-1]
-        assert done.returncode == 2 and words in last_line, (args, done.stderr[-500:])
-    assert not list(tmp_path.iterdir()), "no experiment folder may be left behind"
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and words in lines[-1] and lines[-1].startswith(("error:", "sweep.py: error:")), \
+            (args, done.stderr[-800:])
+        assert "Traceback" not in done.stderr and "Started a local Ray instance" not in done.stderr + done.stdout
+    assert not store.exists() or not list(store.iterdir()), "no experiment folder may be left behind"
 
 
 def _wait_for_finished_trial_and_next_started(experiment: Path, driver: subprocess.Popen, timeout: float) -> list[str]:

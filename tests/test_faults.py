@@ -1,0 +1,139 @@
+"""Faults a cluster throws at a sweep, injected for real: a killed training worker, a lost node,
+storage that stops taking writes. (A killed driver and a diverging trial: tests/test_sweep.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ray_cluster import head_node, token_env, worker_node
+from sweep_checks import (REPO, check_tables, checkpoint_states, job_env, read_only, read_tables, start_sweep,
+                          wait_until)
+
+pytestmark = pytest.mark.slow
+EXIT_STORAGE_FAILED = 3
+
+
+def test_a_killed_training_worker_resumes_from_its_last_checkpoint(data_dir, tmp_path):
+    experiment = tmp_path / "worker_kill"
+    driver = start_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", experiment.name,
+                          "--grid-l2", "0", "--epochs", "4"], data_dir, tmp_path / "sweep.log")
+    try:
+        # Registered by Ray Train's controller, not only written: a checkpoint still being reported
+        # when a worker dies is lost by design, and the run would restart from the one before.
+        wait_until(lambda: _registered_epoch(experiment), driver, 300, "the first registered checkpoint")
+        workers = _pids("ray::RayTrainWorker")
+        assert len(workers) == 2, f"expected the trial's two training workers, found {workers}"
+        os.kill(workers[0], signal.SIGKILL)
+        assert driver.wait(timeout=600) == 0, (tmp_path / "sweep.log").read_text()[-4000:]
+    finally:
+        _kill_group(driver)
+
+    trials, epochs = check_tables(experiment, expected_trials=1, workers_per_trial=2)
+    trial = trials.iloc[0]
+    assert trial.status == "finished" and trial.epochs_run == 4
+    assert epochs["epoch"].tolist() == [1, 2, 3, 4], "every epoch exactly once"
+    resumed = [int(e) for e in str(trial.resumed_after_epochs).split(";")]
+    assert resumed and 1 <= resumed[0] < 4, f"the worker group should have resumed from a checkpoint: {resumed}"
+
+
+def test_a_lost_node_costs_its_trial_a_retry_and_the_sweep_goes_on(data_dir, tmp_path):
+    """Two nodes of 2 CPUs; two trials of two 1-CPU workers each, so one trial runs on the second
+    node. That node is killed (raylet and all) after its trial stored a checkpoint."""
+    env = token_env(data_dir, tmp_path)
+    storage = tmp_path / "shared-storage"
+    with head_node(env, num_cpus=2) as addresses, worker_node(env, addresses["gcs"], num_cpus=2) as second:
+        driver = start_sweep(["--preset", "smoke", "--storage-path", str(storage), "--name", "node_loss",
+                              "--epochs", "3", "--workers-per-trial", "2", "--cpus-per-worker", "1"],
+                             data_dir, tmp_path / "sweep.log", env={**env, "RAY_ADDRESS": addresses["gcs"]})
+        try:
+            on_second = wait_until(lambda: _trial_on_node(storage / "node_loss", second.node_id), driver, 300,
+                                   "a checkpoint of the trial on the second node")
+            second.kill()
+            assert driver.wait(timeout=900) == 0, (tmp_path / "sweep.log").read_text()[-4000:]
+        finally:
+            _kill_group(driver)
+
+    trials, epochs = read_tables(storage / "node_loss")
+    assert len(trials) == 2 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    lost = trials[trials.trial_id == on_second].iloc[0]
+    other = trials[trials.trial_id != on_second].iloc[0]
+    assert other.status == "finished" and other.epochs_run == 3, "the trial on the surviving node finishes"
+    if lost.status == "finished":  # retried on the head node, from its checkpoint
+        assert lost.epochs_run == 3 and second.node_id not in lost.worker_node_ids
+    else:
+        assert lost.status == "failed" and lost.stop_reason.startswith("error:"), lost.to_dict()
+
+
+def test_storage_turning_read_only_stops_the_sweep_and_what_was_written_stays_usable(data_dir, tmp_path):
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    experiment = storage / "read_only"
+    driver = start_sweep(["--preset", "smoke", "--storage-path", str(storage), "--name", experiment.name,
+                          "--grid-l2", "0", "1e-4", "1e-3", "--workers-per-trial", "1", "--cpus-per-worker", "1",
+                          "--max-concurrent-trials", "1", "--scheduler", "fifo"], data_dir, tmp_path / "sweep.log")
+    try:
+        finished = wait_until(lambda: _finished_trials(experiment), driver, 300, "a finished trial")
+        with read_only(storage):
+            code = driver.wait(timeout=600)
+            log = (tmp_path / "sweep.log").read_text()
+            assert code == EXIT_STORAGE_FAILED, log[-4000:]
+            last = log.strip().splitlines()[-1]
+            assert last.startswith("error: storage stopped taking writes") and "--out" in last and "--resume" in last
+
+            report_dir = tmp_path / "report"
+            built = subprocess.run([sys.executable, "-m", "analysis", str(experiment), "--out", str(report_dir)],
+                                   cwd=REPO, env=job_env(data_dir), capture_output=True, text=True, timeout=600)
+            assert built.returncode == 0, built.stderr[-3000:]
+            in_place = subprocess.run([sys.executable, "-m", "analysis", str(experiment)], cwd=REPO,
+                                      env=job_env(data_dir), capture_output=True, text=True, timeout=600)
+            assert in_place.returncode == 2 and "--out" in in_place.stderr.strip().splitlines()[-1]
+    finally:
+        _kill_group(driver)
+
+    trials, epochs = read_tables(report_dir)
+    done = trials[trials.trial_id.isin(finished)]
+    assert len(done) == len(finished) and set(done.status) == {"finished"} and (done.epochs_run == 2).all()
+    assert len(epochs[epochs.trial_id.isin(finished)]) == 2 * len(finished)
+    html = (report_dir / "summary.html").read_text()
+    assert "did not finish" in html and all(trial in html for trial in finished)
+    assert json.loads((experiment / "sweep.json").read_text())["state"] == "running"
+
+
+def _registered_epoch(experiment: Path) -> int:
+    for snapshot in experiment.glob("train_runs/*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+        except (json.JSONDecodeError, OSError):
+            continue  # being written
+        return int((latest.get("metrics") or {}).get("epoch", 0))
+    return 0
+
+
+def _finished_trials(experiment: Path) -> list[str]:
+    return [trial for trial, states in checkpoint_states(experiment).items()
+            if any(state.get("stop_reason") for state in states)]
+
+
+def _trial_on_node(experiment: Path, node_id: str) -> str | None:
+    for records in sorted(experiment.glob("train_runs/*/checkpoint_*/workers/rank*.json")):
+        if json.loads(records.read_text())["node_id"] == node_id:
+            return records.parents[2].name
+    return None
+
+
+def _pids(title: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True)
+    return sorted(int(pid) for pid in found.stdout.split())
+
+
+def _kill_group(driver: subprocess.Popen) -> None:
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
