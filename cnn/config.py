@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def _knob(default: Any, help: str, low: float | None = None, high: float | None = None,
@@ -43,6 +44,16 @@ class TrainConfig:
         0.995, "stop once training accuracy reaches this (the original study's callback)",
         low=0.0, high=1.0)
     seed: int = _knob(0, "seed for weight init, shuffling and augmentation", low=0)
+
+    # --- speed (what a GPU user expects; none of these changes what the model is) ---
+    precision: str = _knob(
+        "float32", "float32, mixed_float16 (NVIDIA GPUs: float16 compute, float32 weights, loss scaling) "
+        "or mixed_bfloat16 (TPUs, recent CPUs)", choices=PRECISIONS)
+    jit_compile: bool = _knob(False, "compile the training step with XLA")
+    scale_with_workers: bool = _knob(
+        False, "batch_size is per worker: with N workers the global batch is N x batch_size and the "
+               "learning rate N x learning_rate (the linear scaling rule); off: batch_size is the global "
+               "batch, split across workers, and the learning rate stays as given")
 
     # --- model and regularisation ---
     bn_momentum: float = _knob(
@@ -87,6 +98,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def for_workers(self, workers: int) -> "TrainConfig":
+        """The config one run actually trains with on `workers` workers: with scale_with_workers,
+        the global batch and the learning rate grow with the worker count; otherwise unchanged."""
+        if not self.scale_with_workers or workers == 1:
+            return self
+        return self.replace(batch_size=self.batch_size * workers, learning_rate=self.learning_rate * workers,
+                            scale_with_workers=False)
 
     @property
     def train_images(self) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from cnn.config import TrainConfig
 from cnn.keras_compat import keras, layers, regularizers
 
@@ -14,6 +17,27 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_clas
     conv_l2 = regularizers.L2(config.l2_conv) if config.l2_conv > 0 else None
     dense_l2 = regularizers.L2(config.l2_dense) if config.l2_dense > 0 else None
 
+    with dtype_policy(config.precision):
+        model = _build(config, input_shape, num_classes, conv_l2, dense_l2)
+        # Under mixed_float16, compile wraps Adam in a LossScaleOptimizer (float16 gradients underflow).
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                      loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
+    return model
+
+
+@contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Layers built inside compute in this precision; the process-wide policy is restored after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build(config: TrainConfig, input_shape: tuple[int, int, int], num_classes: int,
+           conv_l2: regularizers.Regularizer | None, dense_l2: regularizers.Regularizer | None) -> keras.Model:
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for block, filters in enumerate(BLOCK_FILTERS, start=1):
@@ -26,12 +50,10 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_clas
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(config.dense_units, activation="relu", kernel_regularizer=dense_l2, name="dense")(x)
     x = layers.Dropout(config.dropout_dense, name="dense_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=dense_l2, name="output")(x)
-
-    model = keras.Model(inputs, outputs, name="cnn")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
-    return model
+    # The softmax and the loss stay in float32 whatever the precision: float16 probabilities underflow.
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=dense_l2, name="output",
+                           dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="cnn")
 
 
 def conv_layer_names(model: keras.Model) -> list[str]:

@@ -51,7 +51,7 @@ class SweepSettings:
                "one or more values >= 0")
         _check(all(0 <= v <= 2 for v in self.grid_augment_strength) and len(self.grid_augment_strength) > 0,
                "grid_augment_strength", self.grid_augment_strength, "one or more values in [0, 2]")
-        if self.base.batch_size % self.workers_per_trial:
+        if not self.base.scale_with_workers and self.base.batch_size % self.workers_per_trial:
             raise ValueError(f"batch_size={self.base.batch_size} must be divisible by "
                              f"workers_per_trial={self.workers_per_trial}")
 

@@ -39,10 +39,13 @@ STOP_MAX_EPOCHS = "max_epochs"
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for `TensorflowTrainer`: loop_config holds "config" (a dict) and "data" (an ObjectRef)."""
-    config = TrainConfig.from_dict(loop_config["config"])
     data: Dataset = ray.get(loop_config["data"])  # read once by the driver, shared via the object store
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
+    config = TrainConfig.from_dict(loop_config["config"]).for_workers(world_size)
+    if config.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        logging.getLogger(__name__).warning("precision=mixed_float16 without a GPU: float16 on a CPU is "
+                                            "many times slower than float32; use mixed_bfloat16 or float32")
 
     tf.get_logger().setLevel(logging.WARNING)  # one INFO line per all-reduce otherwise
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG, which Ray sets
@@ -78,7 +81,7 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
         return training_dataset(data.x_train, data.y_train, config, epoch,
                                 context.num_input_pipelines, context.input_pipeline_id)
 
-    started = time.perf_counter()
+    fit_started_at, started = time.time(), time.perf_counter()
     history = model.fit(strategy.distribute_datasets_from_function(shard), epochs=epoch + 1,
                         initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
     train_seconds = time.perf_counter() - started
@@ -95,6 +98,8 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
         "train_seconds": train_seconds,
         "epoch_seconds": time.perf_counter() - started,
         "images_per_second": steps * config.batch_size / train_seconds,
+        "global_batch_size": config.batch_size, "learning_rate": config.learning_rate,
+        "fit_started_at": fit_started_at,  # wall clock, for launch-to-first-step figures
         "node_id": ray.get_runtime_context().get_node_id(),
     }
 

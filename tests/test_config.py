@@ -40,3 +40,12 @@ def test_round_trip_and_frozen():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(Exception):
         config.epochs = 3  # type: ignore[misc]
+
+
+def test_scaling_with_workers_grows_the_global_batch_and_the_learning_rate_linearly():
+    per_worker = TrainConfig(batch_size=64, learning_rate=1e-3, scale_with_workers=True)
+    on_four = per_worker.for_workers(4)
+    assert (on_four.batch_size, on_four.learning_rate) == (256, 4e-3)
+    assert per_worker.for_workers(1) == per_worker
+    fixed = TrainConfig(batch_size=128, learning_rate=1e-3)  # the default: a global batch split across workers
+    assert fixed.for_workers(4) == fixed

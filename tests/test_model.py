@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from cnn.config import TrainConfig
+from cnn.keras_compat import keras
 from cnn.model import build_model, conv_layer_names
 
 
@@ -34,3 +35,28 @@ def test_l2_adds_exactly_its_penalty_to_the_loss(l2_conv, l2_dense):
     plain.set_weights(model.get_weights())
     assert not plain.losses
     assert with_penalty - plain.evaluate(x, y, verbose=0)[0] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("precision, compute, optimizer", [
+    ("float32", "float32", "Adam"),
+    ("mixed_bfloat16", "bfloat16", "Adam"),
+    ("mixed_float16", "float16", "LossScaleOptimizerV3"),  # float16 gradients need loss scaling
+])
+def test_precision_sets_the_compute_dtype_and_keeps_the_softmax_in_float32(precision, compute, optimizer):
+    model = build_model(TrainConfig(precision=precision), (32, 32, 3), 10)
+    conv = model.get_layer("block1_conv1")
+    assert conv.compute_dtype == compute and conv.variable_dtype == "float32", "weights stay float32"
+    assert model.get_layer("output").compute_dtype == "float32" and model.output.dtype == "float32"
+    assert type(model.optimizer).__name__ == optimizer
+    assert keras.mixed_precision.global_policy().name == "float32", "the process-wide policy is restored"
+
+
+def test_bfloat16_and_xla_train(tmp_path):
+    """One real step each (float16 is left out: on a CPU it takes minutes)."""
+    x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    for config in (TrainConfig(precision="mixed_bfloat16", batch_size=32), TrainConfig(jit_compile=True, batch_size=32)):
+        model = build_model(config, (28, 28, 1), 10)
+        loss = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"][0]
+        assert np.isfinite(loss)
+        assert bool(model._jit_compile) == config.jit_compile
