@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import REPO, median, print_table, write_record  # noqa: E402
+from runs import latest_history  # noqa: E402
 
 SAMPLE = {"l2": 1e-4, "augment_strength": 1.0}
 
@@ -137,14 +138,10 @@ def _ray_trial(flags: list[str], cpus: int, data_dir: str | None) -> tuple[list[
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"error: the sweep failed:\n{done.stderr[-3000:]}")
-        history = _latest_history(Path(storage) / "b")
+        (run,) = (Path(storage) / "b" / "train_runs").iterdir()  # the one trial's Train run
+        history = latest_history(run)
     rates = [row["images_per_second"] for row in history]
     return rates[1:], history[0]["fit_started_at"] - launched
-
-
-def _latest_history(experiment: Path) -> list[dict]:
-    states = [json.loads(p.read_text()) for p in experiment.glob("train_runs/*/checkpoint_*/state.json")]
-    return max(states, key=lambda s: s["epochs_done"])["history"]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -24,7 +23,10 @@ def train(flags: list[str], storage: Path, name: str, log: Path | None = None) -
 
 
 def latest_history(run: Path) -> list[dict[str, Any]]:
-    states = [json.loads(p.read_text()) for p in run.glob("checkpoint_*/state.json")]
+    """The epoch history in the newest checkpoint of a Train run folder (cnn.sweep_results reads them)."""
+    from cnn.sweep_results import checkpoint_states
+
+    states = [state for _, state in checkpoint_states(str(run))]
     if not states:
         raise SystemExit(f"error: no checkpoint with a state.json under {run}")
     return max(states, key=lambda s: s["epochs_done"])["history"]
