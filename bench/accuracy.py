@@ -1,7 +1,9 @@
 """Accuracy on full data: long runs of `jobs/train.py`, meant for the background.
 
-    nohup python bench/accuracy.py --dataset mnist --epochs 30 > bench/results/accuracy_mnist.log 2>&1 &
-    nohup python bench/accuracy.py --dataset cifar10 --epochs 60 > bench/results/accuracy_cifar10.log 2>&1 &
+    nohup python bench/accuracy.py --dataset mnist --epochs 15 --label cosine15 \
+        -- --lr-schedule cosine --no-horizontal-flip > mnist.log 2>&1 &
+    nohup python bench/accuracy.py --dataset cifar10 --epochs 30 --label cosine30 \
+        -- --lr-schedule cosine > cifar10.log 2>&1 &
 
 Full training set (10% held out for validation), full test set, the original study's model,
 augmentation and L2 (unless flags say otherwise). The epoch is chosen on validation; its
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage-path", default=str(RESULTS / "runs"))
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--label", default="", help="appended to the record's name, to keep runs apart")
     parser.add_argument("extra", nargs="*", help="more jobs/train.py flags after --, e.g. -- --no-horizontal-flip")
     args = parser.parse_args()
 
@@ -36,7 +39,7 @@ def main() -> None:
              "--target-accuracy", "1.0", "--workers", "1", "--cpus-per-worker", str(cpus), *args.extra]
     if args.data_dir:
         flags += ["--data-dir", args.data_dir]
-    name = f"accuracy_{args.dataset}_seed{args.seed}"
+    name = f"accuracy_{args.dataset}_seed{args.seed}" + (f"_{args.label}" if args.label else "")
     history, wall = train(flags, Path(args.storage_path), name, log=Path(args.storage_path) / f"{name}.log")
     chosen = max(history, key=lambda row: row["val_accuracy"])
     goal = GOALS.get(args.dataset)
@@ -47,6 +50,7 @@ def main() -> None:
                  ["best test accuracy of any epoch (not a selection)", max(r["test_accuracy"] for r in history)]])
     write_record(name, {"command": "python bench/accuracy.py " + " ".join(
                             [f"--dataset {args.dataset}", f"--epochs {args.epochs}", f"--seed {args.seed}",
+                             *([f"--label {args.label}"] if args.label else []),
                              *(["--", *args.extra] if args.extra else [])]),
                         "flags": flags, "wall_seconds": wall, "epochs_run": len(history), "seed": args.seed,
                         "chosen_epoch": chosen, "goal_test_accuracy": goal,

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--grace-period", type=int, default=1)
+    parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--search-seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=None)
@@ -43,7 +44,8 @@ def main() -> None:
     fraction = sweeps["asha"]["trial_epochs"] / sweeps["fifo"]["trial_epochs"]
     gap = 100 * (sweeps["fifo"]["best_val_accuracy"] - sweeps["asha"]["best_val_accuracy"])
     print_table(f"ASHA vs FIFO, MNIST {args.limit:,} images, {args.num_samples} configs (search seed "
-                f"{args.search_seed}), up to {args.epochs} epochs, grace {args.grace_period}",
+                f"{args.search_seed}), up to {args.epochs} epochs, grace {args.grace_period}, "
+                f"reduction factor {args.reduction_factor}",
                 ["scheduler", "trial-epochs", "best val acc", "its test acc", "trials stopped early", "wall s"],
                 [[s, r["trial_epochs"], r["best_val_accuracy"], r["test_of_best"], r["stopped_early"], r["wall_seconds"]]
                  for s, r in sweeps.items()])
@@ -54,7 +56,8 @@ def main() -> None:
         record.pop("configs")
     write_record("sweep_efficiency", {
         "command": f"python bench/sweep_efficiency.py --num-samples {args.num_samples} --epochs {args.epochs} "
-                   f"--limit {args.limit} --grace-period {args.grace_period} --search-seed {args.search_seed}",
+                   f"--limit {args.limit} --grace-period {args.grace_period} --reduction-factor {args.reduction_factor} "
+                   f"--search-seed {args.search_seed}",
         "repeats": 1, "sweeps": sweeps, "same_configurations": same, "asha_fraction_of_trial_epochs": fraction,
         "gap_points": gap, "goals": {"gap_points": 0.5, "fraction": 0.4}}, args.out)
 
@@ -63,7 +66,8 @@ def _sweep(scheduler: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as storage:
         command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--search", "random",
                    "--num-samples", str(args.num_samples), "--search-seed", str(args.search_seed),
-                   "--scheduler", scheduler, "--grace-period", str(args.grace_period), "--epochs", str(args.epochs),
+                   "--scheduler", scheduler, "--grace-period", str(args.grace_period),
+                   "--reduction-factor", str(args.reduction_factor), "--epochs", str(args.epochs),
                    "--limit", str(args.limit), "--storage-path", storage, "--name", scheduler]
         if args.data_dir:
             command += ["--data-dir", args.data_dir]
@@ -74,7 +78,8 @@ def _sweep(scheduler: str, args: argparse.Namespace) -> dict:
         trials = pd.read_csv(Path(storage) / scheduler / "trials.csv")
     best = trials.iloc[0]  # ranked by best validation accuracy
     columns = ["config_l2_conv", "config_l2_dense", "config_dropout_conv", "config_dropout_dense", "augment_strength"]
-    return {"trial_epochs": int(trials["epochs_run"].sum()), "best_val_accuracy": float(best["best_val_accuracy"]),
+    return {"trial_epochs": int(trials["epochs_run"].sum()),
+            "epochs_run_per_trial": sorted(int(e) for e in trials["epochs_run"]), "best_val_accuracy": float(best["best_val_accuracy"]),
             "test_of_best": float(best["best_test_accuracy"]),
             "stopped_early": int((trials["status"] == "stopped_early").sum()), "trials": len(trials),
             "wall_seconds": round(time.time() - started, 1),

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _knob(default: Any, help: str, low: float | None = None, high: float | None = None,
@@ -40,6 +41,9 @@ class TrainConfig:
     epochs: int = _knob(30, "maximum number of epochs", low=1)
     batch_size: int = _knob(128, "global batch size, split across workers", low=1)
     learning_rate: float = _knob(1e-3, "Adam learning rate", low=0.0, high=10.0)
+    lr_schedule: str = _knob(
+        "constant", "constant (the original study), or cosine: decay per step from learning_rate to "
+        "1% of it at the last of `epochs` epochs", choices=LR_SCHEDULES)
     target_accuracy: float = _knob(
         0.995, "stop once training accuracy reaches this (the original study's callback)",
         low=0.0, high=1.0)

@@ -12,17 +12,40 @@ BLOCK_FILTERS = (32, 64, 128)
 KERNEL_SIZE = 5
 
 
-def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Build and compile the classifier. Call inside `strategy.scope()` for distributed training."""
+COSINE_FLOOR = 0.01  # the cosine schedule ends at this fraction of the initial learning rate
+
+
+def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_classes: int,
+                steps_per_epoch: int = 1) -> keras.Model:
+    """Build and compile the classifier. Call inside `strategy.scope()` for distributed training.
+
+    steps_per_epoch sets the length of a learning-rate schedule (optimizer steps per epoch)."""
     conv_l2 = regularizers.L2(config.l2_conv) if config.l2_conv > 0 else None
     dense_l2 = regularizers.L2(config.l2_dense) if config.l2_dense > 0 else None
 
     with dtype_policy(config.precision):
         model = _build(config, input_shape, num_classes, conv_l2, dense_l2)
         # Under mixed_float16, compile wraps Adam in a LossScaleOptimizer (float16 gradients underflow).
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(config, steps_per_epoch)),
                       loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
     return model
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's learning rate: a number, or a schedule of the optimizer's step count.
+
+    The step count is part of the optimizer's checkpointed state, so a resumed run continues
+    the schedule where it stopped."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=COSINE_FLOOR)
+
+
+def learning_rate_at(config: TrainConfig, steps_per_epoch: int, step: int) -> float:
+    """The learning rate applied at optimizer step `step` (0-based)."""
+    rate = learning_rate(config, steps_per_epoch)
+    return float(rate(step)) if callable(rate) else float(rate)
 
 
 @contextmanager

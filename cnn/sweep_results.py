@@ -99,7 +99,8 @@ def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], ru
     if "l2" in sample:
         row["l2_conv"] = row["l2_dense"] = sample["l2"]
     row.update({f"config_{k}": config[k] for k in ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
-                                                   "augment", "learning_rate", "batch_size", "seed")})
+                                                   "augment", "learning_rate", "lr_schedule", "batch_size",
+                                                   "seed") if k in config})
     final = history[-1] if history else {}
     best_row = best[1]["history"][-1] if best else {}
     row.update({f"final_{k}": final.get(k) for k in METRICS})

@@ -28,7 +28,7 @@ import tensorflow as tf
 from cnn.config import TrainConfig
 from cnn.data import Dataset
 from cnn.keras_compat import keras, layers
-from cnn.model import build_model
+from cnn.model import build_model, learning_rate_at
 from cnn.model_io import save_model, MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
 from cnn.pipeline import evaluation_dataset, steps_per_epoch, training_dataset
 
@@ -50,8 +50,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     tf.get_logger().setLevel(logging.WARNING)  # one INFO line per all-reduce otherwise
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG, which Ray sets
     keras.utils.set_random_seed(config.seed)
+    steps = steps_per_epoch(len(data.x_train), config, world_size)
     with strategy.scope():
-        model = build_model(config, data.input_shape, data.num_classes)
+        model = build_model(config, data.input_shape, data.num_classes, steps)
         model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
     resume = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     state = _restore(resume)
@@ -59,7 +60,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         return  # a run that already ended for good, restarted by Ray: nothing left to do
     resumed = state.get("resumed_after_epochs", []) + ([state["epochs_done"]] if state["epochs_done"] else [])
 
-    steps = steps_per_epoch(len(data.x_train), config, world_size)
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size) if len(data.x_val) else None
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
 
@@ -81,6 +81,7 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
         return training_dataset(data.x_train, data.y_train, config, epoch,
                                 context.num_input_pipelines, context.input_pipeline_id)
 
+    rate = learning_rate_at(config, steps, epoch * steps)  # the rate this epoch starts with
     fit_started_at, started = time.time(), time.perf_counter()
     history = model.fit(strategy.distribute_datasets_from_function(shard), epochs=epoch + 1,
                         initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
@@ -98,7 +99,7 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
         "train_seconds": train_seconds,
         "epoch_seconds": time.perf_counter() - started,
         "images_per_second": steps * config.batch_size / train_seconds,
-        "global_batch_size": config.batch_size, "learning_rate": config.learning_rate,
+        "global_batch_size": config.batch_size, "learning_rate": rate,
         "fit_started_at": fit_started_at,  # wall clock, for launch-to-first-step figures
         "node_id": ray.get_runtime_context().get_node_id(),
     }

@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="grid: augmentation strengths (0 = off, 1 = the original study's)")
     sweep.add_argument("--scheduler", choices=SCHEDULERS, help="asha (early stopping) or fifo")
     sweep.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
+    sweep.add_argument("--reduction-factor", type=int,
+                       help="ASHA: keep the best 1/N of trials at each rung (rungs at grace x N^k epochs)")
     sweep.add_argument("--search-seed", type=int, help="seed of the random search")
     res = parser.add_argument_group("resources")
     res.add_argument("--workers-per-trial", type=int, help="Ray Train workers per trial")
@@ -61,7 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> SweepSettings:
     preset = PRESETS[args.preset]
     changes: dict[str, Any] = {"base": config_from_args(args, preset.base)}
-    for key in ("search", "num_samples", "scheduler", "grace_period", "search_seed", "workers_per_trial",
+    for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
+                "workers_per_trial",
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)

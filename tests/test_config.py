@@ -22,6 +22,7 @@ def test_defaults_follow_the_original_study():
     ("epochs", 2.5, ["epochs", "integer"]),
     ("augment", "yes", ["augment", "true or false"]),
     ("fill_mode", "mirror", ["fill_mode", "nearest"]),
+    ("lr_schedule", "step", ["lr_schedule", "constant, cosine"]),
 ])
 def test_out_of_range_values_name_the_key_and_the_range(key, value, words):
     with pytest.raises(ValueError) as error:

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cnn.config import TrainConfig
 from cnn.keras_compat import keras
-from cnn.model import build_model, conv_layer_names
+from cnn.model import COSINE_FLOOR, build_model, conv_layer_names, learning_rate_at
 
 
 def test_cifar_architecture_and_parameter_count():
@@ -60,3 +61,43 @@ def test_bfloat16_and_xla_train(tmp_path):
         loss = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"][0]
         assert np.isfinite(loss)
         assert bool(model._jit_compile) == config.jit_compile
+
+
+def _fit_steps(model: keras.Model, steps: int, batch: int = 8) -> None:
+    x = np.random.default_rng(1).random((steps * batch, 28, 28, 1), dtype=np.float32)
+    y = keras.utils.to_categorical(np.arange(steps * batch) % 10, 10)
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+
+
+def test_constant_schedule_is_the_learning_rate_at_every_step():
+    config = TrainConfig(learning_rate=3e-4)
+    assert [learning_rate_at(config, 10, step) for step in (0, 5, 10_000)] == pytest.approx([3e-4] * 3)
+
+
+def test_cosine_schedule_decays_per_step_from_the_rate_to_its_floor():
+    config = TrainConfig(lr_schedule="cosine", learning_rate=1e-3, epochs=2, batch_size=8)
+    rates = [learning_rate_at(config, 4, step) for step in range(9)]
+    assert rates[0] == pytest.approx(1e-3)
+    assert rates[4] == pytest.approx(1e-3 * (COSINE_FLOOR + (1 - COSINE_FLOOR) / 2), rel=1e-4), "halfway"
+    assert rates[8] == pytest.approx(1e-3 * COSINE_FLOOR, rel=1e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+    model = build_model(config, (28, 28, 1), 10, steps_per_epoch=4)
+    _fit_steps(model, 4)
+    # tf_keras keeps the rate it applied last in `learning_rate`: the rate of step 3.
+    assert float(model.optimizer.learning_rate) == pytest.approx(rates[3], rel=1e-4)
+
+
+def test_a_restored_optimizer_continues_the_schedule(tmp_path):
+    """A resumed run restores the optimizer's step count, so the schedule does not start over."""
+    config = TrainConfig(lr_schedule="cosine", learning_rate=1e-3, epochs=2, batch_size=8)
+    first = build_model(config, (28, 28, 1), 10, steps_per_epoch=4)
+    _fit_steps(first, 4)
+    saved = tf.train.Checkpoint(model=first, optimizer=first.optimizer).write(str(tmp_path / "resume"))
+
+    second = build_model(config, (28, 28, 1), 10, steps_per_epoch=4)
+    second.optimizer.build(second.trainable_variables)
+    tf.train.Checkpoint(model=second, optimizer=second.optimizer).read(saved).assert_consumed()
+    assert int(second.optimizer.iterations) == 4
+    _fit_steps(second, 4)
+    assert float(second.optimizer.learning_rate) == pytest.approx(learning_rate_at(config, 4, 7), rel=1e-4)

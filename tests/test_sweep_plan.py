@@ -62,3 +62,13 @@ def test_gpus_per_worker_auto_follows_the_cluster():
 def test_bad_sweep_settings_name_the_key(changes, words):
     with pytest.raises(ValueError, match=words):
         PRESETS["local"].replace(**changes)
+
+
+def test_scheduler_flags_reach_the_settings():
+    from tests.test_cluster_configs import parse_sweep_command
+
+    settings, _ = parse_sweep_command("python jobs/sweep.py --preset local --scheduler asha --grace-period 1 "
+                                      "--reduction-factor 4 --lr-schedule cosine")
+    assert (settings.scheduler, settings.grace_period, settings.reduction_factor) == ("asha", 1, 4)
+    assert settings.base.lr_schedule == "cosine" and settings.base.dataset == "mnist"
+    assert parse_sweep_command("python jobs/sweep.py --preset local")[0].reduction_factor == 2
