@@ -73,6 +73,9 @@ class TrainConfig:
 
     # --- augmentation (training split only; one affine resampling per image) ---
     augment: bool = _knob(True, "augment the training images at all")
+    augment_on_device: bool = _knob(
+        False, "augment inside the model, on the GPU, instead of in the tf.data pipeline on the CPUs "
+               "(pays when the CPUs per GPU cannot keep up; see bench/README.md)")
     rotation_degrees: float = _knob(15.0, "max rotation, degrees", low=0.0, high=180.0)
     width_shift: float = _knob(0.1, "max horizontal shift, fraction of width", low=0.0, high=1.0)
     height_shift: float = _knob(0.1, "max vertical shift, fraction of height", low=0.0, high=1.0)
@@ -87,6 +90,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_field(f, getattr(self, f.name))
+        if self.augment and self.augment_on_device and self.jit_compile:
+            raise ValueError("augment_on_device cannot be combined with jit_compile: XLA has no kernel for the "
+                             "affine resampling (ImageProjectiveTransformV3); drop one of the two")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from cnn.config import TrainConfig
+from cnn.device_augment import RandomAffine
 from cnn.keras_compat import keras, layers, regularizers
 
 BLOCK_FILTERS = (32, 64, 128)
@@ -63,6 +64,8 @@ def _build(config: TrainConfig, input_shape: tuple[int, int, int], num_classes: 
            conv_l2: regularizers.Regularizer | None, dense_l2: regularizers.Regularizer | None) -> keras.Model:
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
+    if config.augment and config.augment_on_device:
+        x = RandomAffine.from_config_of(config, name="augment")(x)
     for block, filters in enumerate(BLOCK_FILTERS, start=1):
         for conv in (1, 2):
             x = layers.Conv2D(filters, KERNEL_SIZE, padding="same", activation="relu",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnn import device_augment  # noqa: F401  registers RandomAffine, which saved models may contain
 from cnn.keras_compat import keras
 
 MODEL_FILE = "model.keras"        # the model alone, for analysis and inference

@@ -46,7 +46,7 @@ def training_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, epoch: i
     steps = steps_per_epoch(len(x), config, num_shards)
     order = order[: steps * batch]
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch, drop_remainder=True)
-    if config.augment:
+    if config.augment and not config.augment_on_device:  # otherwise the model's first layer augments
         batch_seeds = tf.data.Dataset.random(seed=seed * num_shards + shard_index).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
             lambda images_labels, pair: (augment_batch(images_labels[0], pair, config), images_labels[1]),

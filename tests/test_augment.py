@@ -69,3 +69,27 @@ def test_shards_are_disjoint(cifar):
         for images, _ in training_dataset(cifar.x_train, cifar.y_train, config, 0, num_shards=2, shard_index=index):
             seen.extend(images.numpy().sum(axis=(1, 2, 3)).round(3).tolist())
     assert len(seen) == 256 and len(set(seen)) == len(set(cifar.x_train.sum(axis=(1, 2, 3)).round(3).tolist()))
+
+
+def test_on_device_the_pipeline_passes_images_through_and_the_model_augments(cifar):
+    from cnn.device_augment import RandomAffine
+
+    config = TrainConfig(batch_size=16, seed=3, augment_on_device=True)
+    images, _ = next(iter(training_dataset(cifar.x_train[:64], cifar.y_train[:64], config, epoch=0)))
+    order = np.random.default_rng(3 * 1_000_003).permutation(64)[:16]
+    np.testing.assert_array_equal(images.numpy(), cifar.x_train[:64][order])
+
+    layer = RandomAffine.from_config_of(config)
+    np.testing.assert_array_equal(layer(images, training=False).numpy(), images.numpy())
+    first, second = layer(images, training=True).numpy(), layer(images, training=True).numpy()
+    assert int(layer.batches_seen.numpy()) == 2
+    assert not np.allclose(first, second), "each batch draws new transforms"
+    # The very transform of the tf.data pipeline, seeded by (run seed, replica, batch counter).
+    expected = augment_batch(images, tf.constant([3 * 1_000_003, 1], tf.int64), config).numpy()
+    np.testing.assert_allclose(second, expected, atol=1e-6)
+
+
+def test_on_device_augmentation_cannot_be_compiled_with_xla():
+    with pytest.raises(ValueError, match="augment_on_device cannot be combined with jit_compile"):
+        TrainConfig(augment_on_device=True, jit_compile=True)
+    TrainConfig(augment=False, augment_on_device=True, jit_compile=True)  # nothing to augment: fine

@@ -15,10 +15,10 @@ def mnist_ref(local_ray, data_dir):
     return local_ray.put(data), data
 
 
-def fit(ref, storage, name, epochs, workers=2):
+def fit(ref, storage, name, epochs, workers=2, **changes):
     from cnn.trainer import WorkerResources, make_trainer
 
-    config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000)
+    config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000, **changes)
     result = make_trainer(config, ref, WorkerResources(num_workers=workers), str(storage), name,
                           max_failures=0).fit()
     assert result.error is None
@@ -53,3 +53,31 @@ def test_rerun_with_more_epochs_resumes_at_the_next_epoch(mnist_ref, tmp_path):
     assert [row["epoch"] for row in second] == [1, 2, 3]
     assert second[:2] == first, "epochs 1-2 must come from the checkpoint, not be trained again"
     assert second[2]["train_loss"] < first[0]["train_loss"]
+
+
+def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_where_they_stopped(mnist_ref, tmp_path):
+    """The augment layer's batch counter and the optimizer's step count (which drives the
+    schedule) are both checkpointed: a resumed run continues them instead of starting over."""
+    from cnn.model import learning_rate_at
+    from cnn.pipeline import steps_per_epoch
+
+    ref, data = mnist_ref
+    changes = {"augment_on_device": True, "lr_schedule": "cosine", "horizontal_flip": False}
+    fit(ref, tmp_path, "on_device", epochs=2, **changes)
+    result = fit(ref, tmp_path, "on_device", epochs=3, **changes)
+    history = load_state(result.checkpoint.path)["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["train_accuracy"] > 0.5
+
+    workers = load_worker_records(result.checkpoint.path)
+    assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
+    model = load_model(result.checkpoint.path)
+    steps = steps_per_epoch(len(data.x_train), TrainConfig(batch_size=64), 2)
+    assert int(model.get_layer("augment").batches_seen.numpy()) == 3 * steps
+    assert int(model.optimizer.iterations.numpy()) == 3 * steps
+    two, three = TrainConfig(epochs=2, lr_schedule="cosine"), TrainConfig(epochs=3, lr_schedule="cosine")
+    # Epochs 1-2 decayed over 2 epochs; the rerun asked for 3, so epoch 3 follows the longer schedule.
+    expected = [learning_rate_at(two, steps, 0), learning_rate_at(two, steps, steps),
+                learning_rate_at(three, steps, 2 * steps)]
+    assert [row["learning_rate"] for row in history] == pytest.approx(expected, rel=1e-5)
+    assert history[2]["learning_rate"] < history[0]["learning_rate"]

@@ -101,3 +101,18 @@ def test_a_restored_optimizer_continues_the_schedule(tmp_path):
     assert int(second.optimizer.iterations) == 4
     _fit_steps(second, 4)
     assert float(second.optimizer.learning_rate) == pytest.approx(learning_rate_at(config, 4, 7), rel=1e-4)
+
+
+def test_a_model_augmenting_on_device_saves_and_loads_and_predicts_unaugmented(tmp_path):
+    from cnn.model_io import MODEL_FILE, load_model, save_model
+
+    model = build_model(TrainConfig(augment_on_device=True, horizontal_flip=False), (28, 28, 1), 10)
+    assert [layer.name for layer in model.layers][:3] == ["image", "augment", "block1_conv1"]
+    assert "augment" not in [layer.name for layer in build_model(TrainConfig(), (28, 28, 1), 10).layers]
+    _fit_steps(model, 2)
+    save_model(model, tmp_path / MODEL_FILE)
+    loaded = load_model(tmp_path)
+    x = np.random.default_rng(2).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert loaded.get_layer("augment").augmentation["horizontal_flip"] is False
+    assert int(loaded.get_layer("augment").batches_seen.numpy()) == 2
