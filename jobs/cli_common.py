@@ -104,10 +104,15 @@ def connect_ray() -> str:
     """Join the cluster that RAY_ADDRESS names, or start a fresh local Ray (never a stray one)."""
     import ray
 
+    from cnn.local_ray import init_local_ray
+
     address = os.environ.get(RAY_ADDRESS_SETTING) or "local"
+    env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
     try:
-        ray.init(address=address, logging_level="WARNING",
-                 runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}})
+        if address == "local":
+            init_local_ray(env_vars, logging_level="WARNING")  # workers get RAY_ADDRESS: see cnn/local_ray.py
+        else:
+            ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": env_vars})
     except (ConnectionError, RuntimeError, ValueError) as error:
         fail(f"could not connect to Ray at {address!r} ({str(error).splitlines()[0][:200]}); "
              f"unset {RAY_ADDRESS_SETTING} to start a local Ray, or check the address")

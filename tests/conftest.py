@@ -25,7 +25,8 @@ def local_ray():
     """A fresh local Ray for this test module (address="local": never joins a stray cluster)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, logging_level="WARNING",
-             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+    from cnn.local_ray import init_local_ray
+
+    init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, logging_level="WARNING")
     yield ray
     ray.shutdown()

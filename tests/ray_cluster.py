@@ -43,7 +43,60 @@ def head_node(env: dict[str, str], num_cpus: int) -> Iterator[dict[str, str]]:
                        env=env, check=True, capture_output=True, text=True, timeout=120)
         yield {"gcs": f"127.0.0.1:{gcs_port}", "dashboard": f"http://127.0.0.1:{dashboard_port}"}
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_cluster(temp_dir)
+
+
+def stop_cluster(temp_dir: str, grace_seconds: float = 15.0) -> None:
+    """Stop this cluster's processes and no others.
+
+    `ray stop --force` kills every Ray process on the machine: a person's own cluster, or a
+    benchmark running beside the tests. A cluster's daemons (GCS, raylets, dashboard, monitors)
+    name its temp dir on their command line; its workers and drivers are their descendants.
+    SIGTERM first, SIGKILL whatever is left after the grace period.
+    """
+    pids = cluster_pids(temp_dir)
+    _signal(pids, signal.SIGTERM)
+    deadline = time.time() + grace_seconds
+    while pids and time.time() < deadline:
+        time.sleep(0.5)
+        pids = {pid for pid in pids if _alive(pid)}
+    _signal(pids, signal.SIGKILL)
+
+
+def cluster_pids(temp_dir: str) -> set[int]:
+    """Processes naming temp_dir in their arguments, and all their descendants."""
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    roots = []
+    marker = temp_dir.rstrip("/") + "/"
+    for line in listing.splitlines():
+        pid, ppid, *args = line.split(None, 2)
+        children.setdefault(int(ppid), []).append(int(pid))
+        if args and (marker in args[0] or args[0].endswith(temp_dir.rstrip("/"))):
+            roots.append(int(pid))
+    found, stack = set(), roots
+    while stack:
+        pid = stack.pop()
+        if pid not in found and pid != os.getpid():
+            found.add(pid)
+            stack.extend(children.get(pid, []))
+    return found
+
+
+def _signal(pids: set[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def add_node(env: dict[str, str], gcs: str, num_cpus: int) -> None:

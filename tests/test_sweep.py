@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cnn.model_io import load_model
+from ray_cluster import head_node as start_head, token_env
 from sweep_checks import REPO, check_tables, job_env, read_tables, run_sweep
 
 pytestmark = pytest.mark.slow
@@ -40,17 +41,23 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert "diverged" in html and diverged.trial_id in html
 
 
-def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp_path):
-    """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them."""
+@pytest.mark.timeout(600)  # the failure this guards against is a hang
+def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_another_ray(data_dir, tmp_path):
+    """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them
+    and their CPUs must come back, while another Ray instance runs on the same machine. (Without
+    RAY_ADDRESS in the workers, Ray Train's placement-group cleaner cannot tell the two apart, dies,
+    and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn/local_ray.py.)"""
     import ray
     from ray.util.state import list_placement_groups
 
     import sweep as sweep_job
 
-    sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
-                    "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
-                    "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
-                    "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
+    with start_head(token_env(data_dir, tmp_path), num_cpus=1):  # the other Ray instance
+        sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
+                        "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
+                        "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
+                        "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
+    address = ray.get_runtime_context().gcs_address
     try:
         trials, _ = check_tables(tmp_path / "asha", expected_trials=4, load_checkpoints=False)
         good = trials[trials.l2_conv == 0].iloc[0]
@@ -61,7 +68,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus(data_dir, tmp
 
         deadline = time.time() + 60
         while time.time() < deadline:
-            groups = [g for g in list_placement_groups() if g.state != "REMOVED"]
+            groups = [g for g in list_placement_groups(address=address) if g.state != "REMOVED"]
             if not groups and ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]:
                 break
             time.sleep(2)
