@@ -65,16 +65,29 @@ def stop_cluster(temp_dir: str, grace_seconds: float = 15.0) -> None:
 
 def cluster_pids(temp_dir: str) -> set[int]:
     """Processes naming temp_dir in their arguments, and all their descendants."""
+    table = process_table()
+    marker = temp_dir.rstrip("/")
+    roots = {pid for pid, (_, args) in table.items() if marker + "/" in args or args.endswith(marker)}
+    return descendants(roots, table)
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, full command line) of every process on the machine."""
     listing = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
-    children: dict[int, list[int]] = {}
-    roots = []
-    marker = temp_dir.rstrip("/") + "/"
+    table = {}
     for line in listing.splitlines():
         pid, ppid, *args = line.split(None, 2)
-        children.setdefault(int(ppid), []).append(int(pid))
-        if args and (marker in args[0] or args[0].endswith(temp_dir.rstrip("/"))):
-            roots.append(int(pid))
-    found, stack = set(), roots
+        table[int(pid)] = (int(ppid), args[0] if args else "")
+    return table
+
+
+def descendants(roots: set[int], table: dict[int, tuple[int, str]] | None = None) -> set[int]:
+    """roots and every process below them (not this test process)."""
+    table = table if table is not None else process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = set(), list(roots)
     while stack:
         pid = stack.pop()
         if pid not in found and pid != os.getpid():

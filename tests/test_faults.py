@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_cluster import head_node, token_env, worker_node
+from ray_cluster import descendants, head_node, process_table, token_env, worker_node
 from sweep_checks import (REPO, check_tables, checkpoint_states, job_env, read_only, read_tables, start_sweep,
                           wait_until)
 
@@ -28,7 +28,7 @@ def test_a_killed_training_worker_resumes_from_its_last_checkpoint(data_dir, tmp
         # Registered by Ray Train's controller, not only written: a checkpoint still being reported
         # when a worker dies is lost by design, and the run would restart from the one before.
         wait_until(lambda: _registered_epoch(experiment), driver, 300, "the first registered checkpoint")
-        workers = _pids("ray::RayTrainWorker")
+        workers = _pids("ray::RayTrainWorker", below=driver.pid)
         assert len(workers) == 2, f"expected the trial's two training workers, found {workers}"
         os.kill(workers[0], signal.SIGKILL)
         assert driver.wait(timeout=600) == 0, (tmp_path / "sweep.log").read_text()[-4000:]
@@ -128,9 +128,10 @@ def _trial_on_node(experiment: Path, node_id: str) -> str | None:
     return None
 
 
-def _pids(title: str) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True)
-    return sorted(int(pid) for pid in found.stdout.split())
+def _pids(title: str, below: int) -> list[int]:
+    """Processes with this title started by the driver `below` (its local Ray's), none of another Ray's."""
+    table = process_table()
+    return sorted(pid for pid in descendants({below}, table) if title in table[pid][1])
 
 
 def _kill_group(driver: subprocess.Popen) -> None:
