@@ -25,7 +25,7 @@ test-fast: $(STAMP)
 sweep: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python jobs/sweep.py --preset local
 
-# The benchmarks that fit in about half an hour on 2 cores (see bench/README.md); each prints a
+# The benchmarks that fit in under an hour on 2 cores (see bench/README.md); each prints a
 # table and writes bench/results/<name>.json. The full-data accuracy runs are separate (hours).
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'

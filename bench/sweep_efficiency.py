@@ -1,6 +1,6 @@
 """Sweep efficiency: the same sampled configurations under ASHA and under FIFO.
 
-    python bench/sweep_efficiency.py             # MNIST subset, 9 random configs, 6 epochs each
+    python bench/sweep_efficiency.py             # MNIST subset, 9 random configs, up to 9 epochs each
 
 Both sweeps use the same random search seed, so Tune samples the same configurations (checked
 below). FIFO runs every trial to the end; ASHA stops the worse ones at its rungs. Compared:
@@ -26,7 +26,7 @@ from common import REPO, print_table, write_record
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-samples", type=int, default=9)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--grace-period", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
