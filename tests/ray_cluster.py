@@ -40,10 +40,20 @@ def head_node(env: dict[str, str], num_cpus: int) -> Iterator[dict[str, str]]:
         subprocess.run(["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
                         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--num-cpus={num_cpus}",
                         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-                       env=env, check=True, capture_output=True, text=True, timeout=120)
+                       env=own_address(env, f"127.0.0.1:{gcs_port}"), check=True, capture_output=True, text=True,
+                       timeout=120)
         yield {"gcs": f"127.0.0.1:{gcs_port}", "dashboard": f"http://127.0.0.1:{dashboard_port}"}
     finally:
         stop_cluster(temp_dir)
+
+
+def own_address(env: dict[str, str], gcs: str) -> dict[str, str]:
+    """The environment for `ray start`: its raylet, and so every worker, knows its cluster's address.
+
+    Ray Train's placement-group cleaner calls Ray's state API without an address; with another
+    Ray instance on the machine (a benchmark, a person's own cluster) it cannot tell which is
+    its own and dies, and the CPUs of killed or stopped runs stay reserved (cnn/local_ray.py)."""
+    return {**env, "RAY_ADDRESS": gcs}
 
 
 def stop_cluster(temp_dir: str, grace_seconds: float = 15.0) -> None:
@@ -117,7 +127,7 @@ def add_node(env: dict[str, str], gcs: str, num_cpus: int) -> None:
     subprocess.run(["ray", "start", f"--address={gcs}", "--node-ip-address=127.0.0.1",
                     f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
                     f"--num-cpus={num_cpus}", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, text=True, timeout=120)
+                   env=own_address(env, gcs), check=True, capture_output=True, text=True, timeout=120)
 
 
 class WorkerNode:
@@ -139,7 +149,7 @@ def worker_node(env: dict[str, str], gcs: str, num_cpus: int) -> Iterator[Worker
     process = subprocess.Popen(["ray", "start", f"--address={gcs}", "--node-ip-address=127.0.0.1",
                                 f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
                                 f"--num-cpus={num_cpus}", "--disable-usage-stats", "--block"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               env=own_address(env, gcs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     node = WorkerNode(process, "")
     try:
         deadline = time.time() + 120
