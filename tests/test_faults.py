@@ -79,7 +79,7 @@ def test_storage_turning_read_only_stops_the_sweep_and_what_was_written_stays_us
                           "--grid-l2", "0", "1e-4", "1e-3", "--workers-per-trial", "1", "--cpus-per-worker", "1",
                           "--max-concurrent-trials", "1", "--scheduler", "fifo"], data_dir, tmp_path / "sweep.log")
     try:
-        finished = wait_until(lambda: _finished_trials(experiment), driver, 300, "a finished trial")
+        finished = wait_until(lambda: _finished_and_stored(experiment), driver, 300, "a finished trial")
         with read_only(storage):
             code = driver.wait(timeout=600)
             log = (tmp_path / "sweep.log").read_text()
@@ -119,6 +119,15 @@ def _registered_epoch(experiment: Path) -> int:
 def _finished_trials(experiment: Path) -> list[str]:
     return [trial for trial, states in checkpoint_states(experiment).items()
             if any(state.get("stop_reason") for state in states)]
+
+
+def _finished_and_stored(experiment: Path) -> list[str]:
+    """The finished trials, once the next trial has started: only then has a finished trial's Train
+    run stored all it will (its last checkpoint's state.json appears while the checkpoint's other
+    files are still being copied in, and taking the storage away then cuts that checkpoint short)."""
+    finished = _finished_trials(experiment)
+    started = len(list(experiment.glob("train_runs/*/")))
+    return finished if finished and started > len(finished) else []
 
 
 def _trial_on_node(experiment: Path, node_id: str) -> str | None:
