@@ -43,8 +43,11 @@ def main() -> None:
     history, wall = train(flags, Path(args.storage_path), name, log=Path(args.storage_path) / f"{name}.log")
     chosen = max(history, key=lambda row: row["val_accuracy"])
     goal = GOALS.get(args.dataset)
+    # A resumed run's history holds every epoch; `wall` is only this invocation's.
+    epoch_seconds = sum(row.get("epoch_seconds") or 0.0 for row in history)
     print_table(f"accuracy, {args.dataset} full data, {len(history)} epochs, seed {args.seed}, "
-                f"{wall / 3600:.2f} h wall", ["figure", "value"],
+                f"{epoch_seconds / 3600:.2f} h of epochs, this invocation {wall / 3600:.2f} h wall",
+                ["figure", "value"],
                 [["epoch chosen on validation", chosen["epoch"]], ["its validation accuracy", chosen["val_accuracy"]],
                  ["its test accuracy", chosen["test_accuracy"]], ["goal", goal],
                  ["best test accuracy of any epoch (not a selection)", max(r["test_accuracy"] for r in history)]])
@@ -52,7 +55,8 @@ def main() -> None:
                             [f"--dataset {args.dataset}", f"--epochs {args.epochs}", f"--seed {args.seed}",
                              *([f"--label {args.label}"] if args.label else []),
                              *(["--", *args.extra] if args.extra else [])]),
-                        "flags": flags, "wall_seconds": wall, "epochs_run": len(history), "seed": args.seed,
+                        "flags": flags, "wall_seconds": wall, "epoch_seconds_total": epoch_seconds,
+                        "epochs_run": len(history), "seed": args.seed,
                         "chosen_epoch": chosen, "goal_test_accuracy": goal,
                         "history": [{k: r.get(k) for k in ("epoch", "train_accuracy", "val_accuracy", "test_accuracy",
                                                             "train_seconds", "epoch_seconds")} for r in history]})
