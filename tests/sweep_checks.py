@@ -83,6 +83,19 @@ def checkpoint_states(experiment: Path) -> dict[str, list[dict]]:
     return found
 
 
+def finished_and_next_started(experiment: Path) -> list[str]:
+    """The trials that finished, once a trial after them has started its run, else [].
+
+    Only then has a finished trial's Train run returned with everything it stores stored: its
+    last checkpoint's state.json appears while the checkpoint's other files are still being
+    copied in (Ray Train copies them with parallel threads), so killing the driver or taking the
+    storage away at that moment would cut that checkpoint short."""
+    finished = [trial for trial, states in checkpoint_states(experiment).items()
+                if any(state.get("stop_reason") for state in states)]
+    started = len(list(experiment.glob("train_runs/*/")))
+    return finished if finished and started > len(finished) else []
+
+
 def wait_until(condition, driver: subprocess.Popen, timeout: float, what: str):
     """Poll `condition()` until it returns something truthy; fail if the driver ends or time runs out."""
     deadline = time.time() + timeout

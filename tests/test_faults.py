@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ray_cluster import descendants, head_node, process_table, token_env, worker_node
-from sweep_checks import (REPO, check_tables, checkpoint_states, job_env, read_only, read_tables, start_sweep,
-                          wait_until)
+from sweep_checks import (REPO, check_tables, finished_and_next_started, job_env, read_only, read_tables,
+                          start_sweep, wait_until)
 
 pytestmark = pytest.mark.slow
 EXIT_STORAGE_FAILED = 3
@@ -79,7 +79,8 @@ def test_storage_turning_read_only_stops_the_sweep_and_what_was_written_stays_us
                           "--grid-l2", "0", "1e-4", "1e-3", "--workers-per-trial", "1", "--cpus-per-worker", "1",
                           "--max-concurrent-trials", "1", "--scheduler", "fifo"], data_dir, tmp_path / "sweep.log")
     try:
-        finished = wait_until(lambda: _finished_and_stored(experiment), driver, 300, "a finished trial")
+        finished = wait_until(lambda: finished_and_next_started(experiment), driver, 300,
+                              "a finished trial and the next one started")
         with read_only(storage):
             code = driver.wait(timeout=600)
             log = (tmp_path / "sweep.log").read_text()
@@ -114,20 +115,6 @@ def _registered_epoch(experiment: Path) -> int:
             continue  # being written
         return int((latest.get("metrics") or {}).get("epoch", 0))
     return 0
-
-
-def _finished_trials(experiment: Path) -> list[str]:
-    return [trial for trial, states in checkpoint_states(experiment).items()
-            if any(state.get("stop_reason") for state in states)]
-
-
-def _finished_and_stored(experiment: Path) -> list[str]:
-    """The finished trials, once the next trial has started: only then has a finished trial's Train
-    run stored all it will (its last checkpoint's state.json appears while the checkpoint's other
-    files are still being copied in, and taking the storage away then cuts that checkpoint short)."""
-    finished = _finished_trials(experiment)
-    started = len(list(experiment.glob("train_runs/*/")))
-    return finished if finished and started > len(finished) else []
 
 
 def _trial_on_node(experiment: Path, node_id: str) -> str | None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cnn.model_io import load_model
 from ray_cluster import head_node as start_head, token_env
-from sweep_checks import REPO, check_tables, job_env, read_tables, run_sweep
+from sweep_checks import REPO, check_tables, finished_and_next_started, job_env, run_sweep, wait_until
 
 pytestmark = pytest.mark.slow
 sys.path.insert(0, str(REPO / "jobs"))
@@ -86,7 +84,8 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        finished = _wait_for_finished_trial_and_next_started(experiment, driver, timeout=300)
+        finished = wait_until(lambda: finished_and_next_started(experiment), driver, 300,
+                              "a finished trial and the next one started")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
@@ -138,25 +137,3 @@ def test_bad_input_stops_before_anything_starts(data_dir, tmp_path):
             (args, done.stderr[-800:])
         assert "Traceback" not in done.stderr and "Started a local Ray instance" not in done.stderr + done.stdout
     assert not store.exists() or not list(store.iterdir()), "no experiment folder may be left behind"
-
-
-def _wait_for_finished_trial_and_next_started(experiment: Path, driver: subprocess.Popen, timeout: float) -> list[str]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert driver.poll() is None, "the sweep ended before it could be interrupted"
-        runs = sorted((experiment / "train_runs").glob("*")) if (experiment / "train_runs").exists() else []
-        finished = [run.name for run in runs if _run_finished(run)]
-        if finished and len(runs) > len(finished):
-            return finished
-        time.sleep(1)
-    raise AssertionError("no trial finished in time")
-
-
-def _run_finished(run: Path) -> bool:
-    for state in run.glob("checkpoint_*/state.json"):
-        try:
-            if json.loads(state.read_text()).get("stop_reason"):
-                return True
-        except (json.JSONDecodeError, OSError):
-            pass
-    return False

@@ -4,7 +4,7 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.sweep import concurrent_trials, worker_resources
-from cnn.sweep_settings import PRESETS, SweepSettings
+from cnn.sweep_settings import PRESETS
 from cnn.sweep_space import baseline_points, num_trials, trial_config
 from cnn.trainer import WorkerResources
 
