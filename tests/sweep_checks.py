@@ -84,7 +84,8 @@ def checkpoint_states(experiment: Path) -> dict[str, list[dict]]:
 
 
 def finished_and_next_started(experiment: Path) -> list[str]:
-    """The trials that finished, once a trial after them has started its run, else [].
+    """The trials that finished, once a trial after them has started its run, else [] (for sweeps
+    that run one trial at a time, `--max-concurrent-trials 1`, as both callers do).
 
     Only then has a finished trial's Train run returned with everything it stores stored: its
     last checkpoint's state.json appears while the checkpoint's other files are still being
