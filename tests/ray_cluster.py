@@ -163,9 +163,32 @@ def worker_node(env: dict[str, str], gcs: str, num_cpus: int) -> Iterator[Worker
         node.kill()
 
 
+def alive_actors(env: dict[str, str], gcs: str) -> list[dict]:
+    """Every live actor of the cluster, with its class name and node id (Ray's state API)."""
+    listed = subprocess.run(["ray", "list", "actors", "--address", gcs, "--filter", "state=ALIVE", "--limit", "10000",
+                             "--format", "json"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(listed.stdout)
+
+
 def _alive_node_ids(env: dict[str, str], gcs: str) -> set[str]:
     listed = subprocess.run(["ray", "list", "nodes", "--address", gcs, "--filter", "state=ALIVE", "--format", "json"],
                             env=env, capture_output=True, text=True, timeout=60)
     if listed.returncode:
         return set()
     return {node["node_id"] for node in json.loads(listed.stdout)}
+
+
+def cluster_state(env: dict[str, str], gcs: str) -> str:
+    """What a person would look at when a sweep hangs: `ray status`, then the placement groups and
+    the live actors (where each is, what it waits for), as text for a failure message."""
+    commands = [["ray", "status", f"--address={gcs}"],
+                ["ray", "list", "placement-groups", "--address", gcs, "--detail", "--format", "yaml"],
+                ["ray", "list", "actors", "--address", gcs, "--filter", "state!=DEAD", "--format", "table"]]
+    parts = []
+    for command in commands:
+        try:
+            shown = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+            parts.append(f"--- {' '.join(command[:3])} ---\n{shown.stdout[-4000:]}{shown.stderr[-1000:]}")
+        except subprocess.TimeoutExpired:
+            parts.append(f"--- {' '.join(command[:3])} --- (no answer within 60 s)")
+    return "\n".join(parts)

@@ -9,7 +9,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -107,6 +107,16 @@ def wait_until(condition, driver: subprocess.Popen, timeout: float, what: str):
         assert driver.poll() is None, f"the sweep ended (exit {driver.returncode}) before {what}"
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_exit(driver: subprocess.Popen, timeout: float, log: Path, context: Callable[[], str] = lambda: "") -> int:
+    """The driver's exit code; if it is still running after `timeout`, fail with its log's tail and
+    `context()` (the cluster's state, say), in time to be read before pytest's own timeout fires."""
+    try:
+        return driver.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the sweep did not end within {timeout:.0f} s\n{context()}\n"
+                             f"--- sweep log (tail) ---\n{log.read_text()[-6000:]}") from None
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 import pytest
 
 from cnn.config import TrainConfig
-from cnn.sweep import concurrent_trials, worker_resources
+from cnn.sweep import TRIAL_DRIVER_RESOURCES, concurrent_trials, worker_resources
 from cnn.sweep_settings import PRESETS
 from cnn.sweep_space import baseline_points, num_trials, trial_config
 from cnn.trainer import WorkerResources
@@ -16,6 +16,15 @@ def test_presets_are_valid_and_sized_as_documented():
     assert not local.base.horizontal_flip, "digits are not mirror-symmetric"
     assert PRESETS["full"].base.horizontal_flip
     assert PRESETS["full"].base.dataset == "cifar10" and PRESETS["full"].base.limit is None
+
+
+def test_trial_drivers_ask_for_the_head_node_by_the_name_ray_gives_it():
+    """Trial drivers (and so their Train controllers) must stay on the head (docs/RELIABILITY.md,
+    fault 4); a Ray upgrade renaming the head's resource would silently send them anywhere."""
+    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+
+    assert TRIAL_DRIVER_RESOURCES.get(HEAD_NODE_RESOURCE_NAME, 0) > 0
+    assert TRIAL_DRIVER_RESOURCES["CPU"] == 0
 
 
 def test_grid_l2_sets_conv_and_dense_alike_and_strength_scales_augmentation():
