@@ -35,13 +35,13 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | No
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(TrainConfig):
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        # argparse %-formats help texts: a literal "%" ("1% of it") must be doubled.
+        text = f"{field_help(f.name)} (default: {default})".replace("%", "%%")
         if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=f"{field_help(f.name)} (default: {default})")
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
-            group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
-                               help=f"{field_help(f.name)} (default: {default})")
+            group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=text)
 
 
 def config_from_args(args: argparse.Namespace, defaults: TrainConfig | None = None) -> TrainConfig:
