@@ -128,7 +128,11 @@ def _trial_on_node(experiment: Path, node_id: str) -> str | None:
     """A trial training on this node whose checkpoint Ray Train has registered (so a restart resumes from it)."""
     for records in sorted(experiment.glob("train_runs/*/checkpoint_*/workers/rank*.json")):
         trial_id = records.parents[2].name
-        if json.loads(records.read_text())["node_id"] == node_id and _registered_epoch(experiment, trial_id):
+        try:
+            on_node = json.loads(records.read_text())["node_id"] == node_id
+        except (json.JSONDecodeError, OSError):
+            continue  # being written
+        if on_node and _registered_epoch(experiment, trial_id):
             return trial_id
     return None
 
