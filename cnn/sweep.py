@@ -14,6 +14,8 @@ from typing import Any
 
 import ray
 from ray import tune
+# Private, but it is how Ray Train itself pins its placement-group cleaner to the head node.
+from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -26,7 +28,6 @@ from cnn.trainer import WorkerResources, make_trainer
 
 METRIC, MODE = "val_accuracy", "max"   # trials are ranked on validation, never on test
 TRAIN_RUNS_DIR = "train_runs"
-HEAD_NODE = "node:__internal_head__"    # the resource Ray gives the head node only (ray._common.constants)
 # The Tune function only drives its Train workers: it needs no CPU of its own, but Tune refuses
 # an empty request, so it reserves the memory its process really uses instead. It runs on the
 # head node, and so does the Train controller it starts (Ray Train puts a controller on its
@@ -34,7 +35,7 @@ HEAD_NODE = "node:__internal_head__"    # the resource Ray gives the head node o
 # A controller lost while its worker group was starting would leak that group's placement group
 # (Ray Train hands it to its cleaner only once the group has started) with its CPUs, and the
 # trials waiting for them would wait forever (docs/RELIABILITY.md, fault 4).
-TRIAL_DRIVER_RESOURCES = {"CPU": 0, "memory": 512 * 2**20, HEAD_NODE: 0.001}
+TRIAL_DRIVER_RESOURCES = {"CPU": 0, "memory": 512 * 2**20, HEAD_NODE_RESOURCE_NAME: 0.001}
 
 
 def run_trial(sample: dict[str, Any], data: dict[str, ray.ObjectRef], plan: dict[str, Any]) -> None:

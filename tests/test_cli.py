@@ -1,4 +1,4 @@
-"""Each command a person types prints its help: every flag, with the config defaults."""
+"""Each command a person types prints its help; the jobs list every config flag."""
 
 from __future__ import annotations
 
@@ -18,13 +18,8 @@ def test_help_prints_and_exits_zero(command, data_dir):
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.startswith("usage:")
-
-
-@pytest.mark.parametrize("job", ["jobs/sweep.py", "jobs/train.py"])
-def test_help_lists_every_config_flag_with_its_default(job, data_dir):
-    shown = subprocess.run([sys.executable, job, "--help"], cwd=REPO, env=job_env(data_dir),
-                           capture_output=True, text=True, timeout=120).stdout
-    text = " ".join(shown.split())  # argparse wraps lines
-    for field in dataclasses.fields(TrainConfig):
-        assert f"--{field.name.replace('_', '-')}" in text
-    assert "1% of it" in text, "a literal percent sign in a help text survives argparse"
+    if command[0].startswith("jobs/"):
+        text = " ".join(shown.stdout.split())  # argparse wraps lines
+        for field in dataclasses.fields(TrainConfig):
+            assert f"--{field.name.replace('_', '-')}" in text
+        assert "1% of it" in text, "a literal percent sign in a help text survives argparse"

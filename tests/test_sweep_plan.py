@@ -18,12 +18,10 @@ def test_presets_are_valid_and_sized_as_documented():
     assert PRESETS["full"].base.dataset == "cifar10" and PRESETS["full"].base.limit is None
 
 
-def test_trial_drivers_ask_for_the_head_node_by_the_name_ray_gives_it():
+def test_trial_drivers_ask_for_the_head_node_and_no_cpu():
     """Trial drivers (and so their Train controllers) must stay on the head (docs/RELIABILITY.md,
-    fault 4); a Ray upgrade renaming the head's resource would silently send them anywhere."""
-    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
-
-    assert TRIAL_DRIVER_RESOURCES.get(HEAD_NODE_RESOURCE_NAME, 0) > 0
+    fault 4), and must not take a CPU a training worker could use."""
+    assert TRIAL_DRIVER_RESOURCES.get("node:__internal_head__", 0) > 0
     assert TRIAL_DRIVER_RESOURCES["CPU"] == 0
 
 
