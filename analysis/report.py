@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from cnn.devices import enable_memory_growth
 from cnn.sweep_results import EPOCHS_CSV, TRIALS_CSV, write_text
 
 from analysis import (augmentation, curves, effects, feature_maps, l2_study, leaderboard, page, predictions,
@@ -35,6 +36,7 @@ def build_report(experiment: str, data_dir: str | None = None, out: str | None =
     out: where the report goes (folder or URI; default `<experiment>/analysis`). A sweep that did
     not finish has its tables rebuilt, and they are written there too.
     """
+    enable_memory_growth()  # before any TensorFlow op: this process may share a GPU with trials
     loaded = load_experiment(experiment)
     target = storage.normalise(out) if out else f"{loaded.location}/{OUTPUT_DIR}"
     remote = storage.is_uri(target)

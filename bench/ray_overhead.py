@@ -106,7 +106,8 @@ def _plain_keras(args: argparse.Namespace) -> list[float]:
     from cnn.data import load_dataset
     from cnn.keras_compat import keras
     from cnn.model import build_model
-    from cnn.pipeline import steps_per_epoch, training_dataset
+    from cnn.pipeline import training_dataset
+    from cnn.replicas import ReplicaLayout
     from cnn.sweep_settings import PRESETS
     from cnn.sweep_space import trial_config
 
@@ -116,7 +117,7 @@ def _plain_keras(args: argparse.Namespace) -> list[float]:
     data = load_dataset(config.dataset, data_dir=args.data_dir, limit=config.limit, test_limit=config.test_limit)
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, data.input_shape, data.num_classes)
-    steps = steps_per_epoch(len(data.x_train), config, 1)
+    steps = ReplicaLayout().steps_per_epoch(len(data.x_train), config.batch_size)
     rates = []
     for epoch in range(config.epochs):
         dataset = training_dataset(data.x_train, data.y_train, config, epoch)

@@ -27,8 +27,10 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int], num_clas
     with dtype_policy(config.precision):
         model = _build(config, input_shape, num_classes, conv_l2, dense_l2)
         # Under mixed_float16, compile wraps Adam in a LossScaleOptimizer (float16 gradients underflow).
+        # steps_per_execution 0 (auto) is resolved per device by the training worker; elsewhere it is 1.
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(config, steps_per_epoch)),
-                      loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
+                      loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution or 1)
     return model
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cnn.augment import augment_batch
 from cnn.config import TrainConfig
+from cnn.replicas import ReplicaLayout
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -16,38 +17,23 @@ def epoch_seed(config: TrainConfig, epoch: int) -> int:
     return config.seed * 1_000_003 + epoch
 
 
-def steps_per_epoch(num_train: int, config: TrainConfig, num_shards: int) -> int:
-    """Optimizer steps per epoch; every worker must run the same number (drop the remainder)."""
-    per_shard_batch = per_worker_batch_size(config, num_shards)
-    steps = (num_train // num_shards) // per_shard_batch
-    if steps < 1:
-        raise ValueError(f"batch_size={config.batch_size} is larger than the {num_train} training "
-                         f"images split over {num_shards} worker(s); lower batch_size or raise limit")
-    return steps
-
-
-def per_worker_batch_size(config: TrainConfig, num_shards: int) -> int:
-    if config.batch_size % num_shards:
-        raise ValueError(f"batch_size={config.batch_size} must be divisible by the number of "
-                         f"workers ({num_shards})")
-    return config.batch_size // num_shards
-
-
 def training_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, epoch: int,
-                     num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
-    """One epoch of this worker's shard: shuffled globally, batched, augmented, prefetched.
+                     layout: ReplicaLayout = ReplicaLayout(), worker_index: int = 0) -> tf.data.Dataset:
+    """One epoch of this worker's shard: shuffled globally, batched per replica, augmented, prefetched.
 
     The permutation is the same on every worker (same seed), and each worker takes every
-    num_shards-th image of it, so shards are disjoint and each image is augmented once.
+    `layout.workers`-th image of it, so shards are disjoint and each image is augmented once.
+    The stream yields per-replica batches, `replicas_per_worker` of them per step (the strategy
+    hands consecutive batches to this worker's GPUs), for exactly `steps_per_epoch` steps.
     """
     seed = epoch_seed(config, epoch)
-    order = np.random.default_rng(seed).permutation(len(x))[shard_index::num_shards]
-    batch = per_worker_batch_size(config, num_shards)
-    steps = steps_per_epoch(len(x), config, num_shards)
-    order = order[: steps * batch]
+    order = np.random.default_rng(seed).permutation(len(x))[worker_index::layout.workers]
+    batch = layout.per_replica_batch_size(config.batch_size)
+    steps = layout.steps_per_epoch(len(x), config.batch_size)
+    order = order[: steps * layout.replicas_per_worker * batch]
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch, drop_remainder=True)
     if config.augment and not config.augment_on_device:  # otherwise the model's first layer augments
-        batch_seeds = tf.data.Dataset.random(seed=seed * num_shards + shard_index).batch(2)
+        batch_seeds = tf.data.Dataset.random(seed=seed * layout.workers + worker_index).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
             lambda images_labels, pair: (augment_batch(images_labels[0], pair, config), images_labels[1]),
             num_parallel_calls=AUTOTUNE)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn.config import TrainConfig
+from cnn.replicas import ReplicaLayout, gpu_request_problem
 
 SEARCH_MODES = ("random", "grid")
 SCHEDULERS = ("asha", "fifo")
@@ -51,9 +52,15 @@ class SweepSettings:
                "one or more values >= 0")
         _check(all(0 <= v <= 2 for v in self.grid_augment_strength) and len(self.grid_augment_strength) > 0,
                "grid_augment_strength", self.grid_augment_strength, "one or more values in [0, 2]")
-        if not self.base.scale_with_workers and self.base.batch_size % self.workers_per_trial:
-            raise ValueError(f"batch_size={self.base.batch_size} must be divisible by "
-                             f"workers_per_trial={self.workers_per_trial}")
+        if self.gpus_per_worker != AUTO:
+            problem = gpu_request_problem(self.workers_per_trial, float(self.gpus_per_worker))
+            if problem:
+                raise ValueError(problem)
+        # auto gives at most 1 GPU per worker, so one replica per worker, as on CPUs
+        layout = ReplicaLayout.for_resources(self.workers_per_trial,
+                                             0.0 if self.gpus_per_worker == AUTO else float(self.gpus_per_worker))
+        if not self.base.scale_with_workers:
+            layout.per_replica_batch_size(self.base.batch_size)  # raises if the batch does not split evenly
 
     def replace(self, **changes: Any) -> "SweepSettings":
         return dataclasses.replace(self, **changes)
@@ -98,10 +105,15 @@ PRESETS: dict[str, SweepSettings] = {
                          horizontal_flip=False),
         search="grid", grid_l2=(0.0, 1e-4, 1e-3, 1e-2), grid_augment_strength=(0.0, 1.0),
         scheduler="fifo", grace_period=2, reduction_factor=2, workers_per_trial=1, cpus_per_worker=1.0),
-    # The real sweep: full CIFAR-10, random search, ASHA, sized to the cluster.
+    # The real sweep: full CIFAR-10, random search, ASHA, sized to the cluster. One worker per
+    # trial, with one GPU when the cluster has GPUs: a 1.85M-parameter model fills a GPU at a batch
+    # of 128 on its own, a second worker would halve each GPU's batch and add a 7.4 MB all-reduce
+    # per step, and a sweep has many trials to run side by side (bench/README.md, "What a GPU
+    # would give"). 2 CPUs feed the input pipeline (about 17,000 augmented images/s per core).
+    # --workers-per-trial 2 (or more) makes each trial faster when trials must finish sooner.
     "full": SweepSettings(
         preset="full",
         base=TrainConfig(dataset="cifar10", epochs=30, batch_size=128),
         search="random", num_samples=32, grace_period=4, reduction_factor=3,
-        workers_per_trial=2, cpus_per_worker=2.0),
+        workers_per_trial=1, cpus_per_worker=2.0),
 }

@@ -27,10 +27,13 @@ import tensorflow as tf
 
 from cnn.config import TrainConfig
 from cnn.data import Dataset
+from cnn.devices import (communication_options, op_determinism_enabled, resolved_steps_per_execution,
+                         use_granted_gpus)
 from cnn.keras_compat import keras, layers
 from cnn.model import build_model, learning_rate_at
 from cnn.model_io import save_model, MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
-from cnn.pipeline import evaluation_dataset, steps_per_epoch, training_dataset
+from cnn.pipeline import evaluation_dataset, training_dataset
+from cnn.replicas import ReplicaLayout
 
 STOP_TARGET = "target_accuracy"
 STOP_DIVERGED = "diverged"
@@ -39,18 +42,31 @@ STOP_MAX_EPOCHS = "max_epochs"
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for `TensorflowTrainer`: loop_config holds "config" (a dict) and "data" (an ObjectRef)."""
-    data: Dataset = ray.get(loop_config["data"])  # read once by the driver, shared via the object store
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    config = TrainConfig.from_dict(loop_config["config"]).for_workers(world_size)
-    if config.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+    # First, before any TensorFlow op: which GPUs this worker uses, with memory growth (cnn/devices.py).
+    gpus = use_granted_gpus([str(i) for i in ray.get_gpu_ids()], where=_where(rank))
+    data: Dataset = ray.get(loop_config["data"])  # read once by the driver, shared via the object store
+    requested = TrainConfig.from_dict(loop_config["config"])
+    if requested.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if requested.precision == "mixed_float16" and not gpus:
         logging.getLogger(__name__).warning("precision=mixed_float16 without a GPU: float16 on a CPU is "
                                             "many times slower than float32; use mixed_bfloat16 or float32")
 
     tf.get_logger().setLevel(logging.WARNING)  # one INFO line per all-reduce otherwise
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG, which Ray sets
+    # Reads TF_CONFIG, which Ray sets; one replica per GPU this worker sees, or one on its CPU.
+    communication = communication_options(gpus, requested.communication)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+    layout = ReplicaLayout(world_size, strategy.num_replicas_in_sync // world_size)
+    config = requested.for_replicas(layout.replicas_in_sync).replace(
+        steps_per_execution=resolved_steps_per_execution(requested.steps_per_execution, on_gpu=bool(gpus)))
+    devices = {"gpus": [gpu.name for gpu in gpus], "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+               "communication": communication.implementation.name, "replicas_in_sync": layout.replicas_in_sync,
+               "steps_per_execution": config.steps_per_execution,
+               "op_determinism": op_determinism_enabled()}
     keras.utils.set_random_seed(config.seed)
-    steps = steps_per_epoch(len(data.x_train), config, world_size)
+    steps = layout.steps_per_epoch(len(data.x_train), config.batch_size)
     with strategy.scope():
         model = build_model(config, data.input_shape, data.num_classes, steps)
         model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
@@ -69,7 +85,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         state = {"epochs_done": epoch + 1, "stop_reason": metrics["stop_reason"],
                  "history": state["history"] + [metrics], "config": config.to_dict(),
                  "resumed_after_epochs": resumed}
-        _save_and_report(model, resume, state, metrics, rank)
+        _save_and_report(model, resume, state, metrics, rank, devices)
         if metrics["stop_reason"]:
             break
 
@@ -78,8 +94,9 @@ def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datas
                config: TrainConfig, epoch: int, steps: int,
                val_set: tf.data.Dataset | None, test_set: tf.data.Dataset) -> dict[str, Any]:
     def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return training_dataset(data.x_train, data.y_train, config, epoch,
-                                context.num_input_pipelines, context.input_pipeline_id)
+        layout = ReplicaLayout(context.num_input_pipelines,
+                               context.num_replicas_in_sync // context.num_input_pipelines)
+        return training_dataset(data.x_train, data.y_train, config, epoch, layout, context.input_pipeline_id)
 
     rate = learning_rate_at(config, steps, epoch * steps)  # the rate this epoch starts with
     fit_started_at, started = time.time(), time.perf_counter()
@@ -140,7 +157,7 @@ def _restore(resume: tf.train.Checkpoint) -> dict[str, Any]:
 
 
 def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dict[str, Any],
-                     metrics: dict[str, Any], rank: int) -> None:
+                     metrics: dict[str, Any], rank: int, devices: dict[str, Any]) -> None:
     """Every worker saves (reading synced BatchNorm statistics is a collective op, so all
     must take part); only rank 0's model files go into the checkpoint, beside one small
     JSON per worker, which Ray merges into one checkpoint folder."""
@@ -153,15 +170,21 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dic
         if rank == 0:
             (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
         (folder / WORKERS_DIR).mkdir()
-        (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(_worker_record(model, rank)))
+        record = {**_worker_record(model, rank), "devices": devices}
+        (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _where(rank: int) -> str:
+    return f"training worker rank {rank} on node {ray.get_runtime_context().get_node_id()} ({socket.gethostname()})"
+
+
 def _worker_record(model: keras.Model, rank: int) -> dict[str, Any]:
-    """Where this worker ran, and a fingerprint of its weights (workers must agree)."""
+    """Where this worker ran, and a fingerprint of its weights (workers must agree); the caller adds
+    the devices it trained on."""
     weights = [np.asarray(w) for w in model.trainable_weights]
     digest = hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
     return {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(),

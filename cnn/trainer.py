@@ -9,12 +9,13 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.tensorflow import TensorflowTrainer
 
 from cnn.config import TrainConfig
+from cnn.replicas import ReplicaLayout, gpu_request_problem
 from cnn.train_loop import train_loop_per_worker
 
 
 @dataclass(frozen=True)
 class WorkerResources:
-    """How one training run is spread: N workers, each with these CPUs and GPUs (one device per worker)."""
+    """How one training run is spread: N workers, each with these CPUs and GPUs (a replica per whole GPU)."""
 
     num_workers: int = 1
     cpus_per_worker: float = 1.0
@@ -25,8 +26,9 @@ class WorkerResources:
             raise ValueError(f"workers={self.num_workers} is out of range; allowed: >= 1")
         if self.cpus_per_worker <= 0:
             raise ValueError(f"cpus_per_worker={self.cpus_per_worker} is out of range; allowed: > 0")
-        if self.gpus_per_worker < 0:
-            raise ValueError(f"gpus_per_worker={self.gpus_per_worker} is out of range; allowed: >= 0")
+        problem = gpu_request_problem(self.num_workers, self.gpus_per_worker)
+        if problem:
+            raise ValueError(problem)
 
     def scaling_config(self) -> ScalingConfig:
         resources = {"CPU": self.cpus_per_worker}
@@ -34,6 +36,9 @@ class WorkerResources:
             resources["GPU"] = self.gpus_per_worker
         return ScalingConfig(num_workers=self.num_workers, use_gpu=self.gpus_per_worker > 0,
                              resources_per_worker=resources)
+
+    def layout(self) -> ReplicaLayout:
+        return ReplicaLayout.for_resources(self.num_workers, self.gpus_per_worker)
 
     def total(self) -> dict[str, float]:
         return {"CPU": self.num_workers * self.cpus_per_worker,

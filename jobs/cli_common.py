@@ -104,10 +104,13 @@ def connect_ray() -> str:
     """Join the cluster that RAY_ADDRESS names, or start a fresh local Ray (never a stray one)."""
     import ray
 
+    from cnn.devices import MEMORY_GROWTH_SETTING
     from cnn.local_ray import init_local_ray
 
     address = os.environ.get(RAY_ADDRESS_SETTING) or "local"
-    env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
+    # Memory growth for every process Ray starts, beside the explicit call each worker makes
+    # before its first TensorFlow op (cnn/devices.py): trials that share a GPU then both fit.
+    env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"], MEMORY_GROWTH_SETTING: "true"}
     try:
         if address == "local":
             init_local_ray(env_vars, logging_level="WARNING")  # workers get RAY_ADDRESS: see cnn/local_ray.py

@@ -43,9 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="ASHA: keep the best 1/N of trials at each rung (rungs at grace x N^k epochs)")
     sweep.add_argument("--search-seed", type=int, help="seed of the random search")
     res = parser.add_argument_group("resources")
-    res.add_argument("--workers-per-trial", type=int, help="Ray Train workers per trial")
+    res.add_argument("--workers-per-trial", type=int,
+                     help="Ray Train workers per trial (full preset: 1; 2 or more make each trial faster)")
     res.add_argument("--cpus-per-worker", type=float, help="CPUs per worker")
-    res.add_argument("--gpus-per-worker", help=f"GPUs per worker, or {AUTO} (1 if the cluster has GPUs)")
+    res.add_argument("--gpus-per-worker",
+                     help=f"GPUs per worker, or {AUTO} (1 if the cluster has GPUs); a whole number N gives each "
+                          "worker N replicas; a fraction lets one-worker trials share a GPU")
     res.add_argument("--max-concurrent-trials", type=int, help="default: as many as fit in the cluster")
     out = parser.add_argument_group("storage")
     out.add_argument("--storage-path", default="results",
@@ -109,6 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     cluster = sweep_lib.cluster_capacity()
     resources = sweep_lib.worker_resources(settings, cluster)
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
+    if resources.gpus_per_worker and not cluster.get("GPU"):
+        print(f"warning: each trial asks for {resources.total()['GPU']:g} GPU(s) but the cluster has none; "
+              f"trials wait until an autoscaler adds GPU nodes", file=sys.stderr, flush=True)
     plan = {"base": settings.base.to_dict(), "resources": dataclasses.asdict(resources),
             "experiment_path": experiment, "worker_max_failures": settings.worker_max_failures}
     trials = num_trials(settings)
@@ -117,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         "data": data.describe(), "search": settings.search, "search_space": describe(settings),
         "scheduler": settings.scheduler, "budget": f"{trials} trials x up to {settings.base.epochs} epochs "
                                                    f"= {trials * settings.base.epochs} trial-epochs at most",
-        "per_trial": {"workers": resources.num_workers, **resources.scaling_config().resources_per_worker},
+        "per_trial": {"workers": resources.num_workers, **resources.scaling_config().resources_per_worker,
+                      "replicas": resources.layout().replicas_in_sync},
         "cluster": cluster, "concurrent_trials": concurrent})
     print_block("base config", settings.base.to_dict())
 

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from cnn.trainer import WorkerResources
         resources = WorkerResources(args.workers, args.cpus_per_worker, args.gpus_per_worker)
+        if not config.scale_with_workers:
+            resources.layout().per_replica_batch_size(config.batch_size)  # the global batch must split evenly
     except ValueError as error:
         fail(str(error))
     where = storage_path(args.storage_path)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     print_block("config", config.to_dict())
     print_block("run", {"data": data.describe(), "workers": resources.num_workers,
                         "resources_per_worker": resources.scaling_config().resources_per_worker,
-                        "storage": f"{where}/{name}"})
+                        "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
 
     import ray
     from cnn.trainer import make_trainer

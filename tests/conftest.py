@@ -22,11 +22,16 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A fresh local Ray for this test module (address="local": never joins a stray cluster)."""
+    """A fresh local Ray for this test module (address="local": never joins a stray cluster).
+
+    It advertises one GPU that this machine does not have: Ray grants it (and sets
+    CUDA_VISIBLE_DEVICES) to a worker that asks for it, and TensorFlow sees none, which is
+    how a worker on a node with a broken CUDA set-up fails. Workers asking for no GPU are
+    unaffected."""
     import ray
 
     from cnn.local_ray import init_local_ray
 
-    init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, logging_level="WARNING")
+    init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, num_gpus=1, logging_level="WARNING")
     yield ray
     ray.shutdown()

@@ -6,6 +6,7 @@ from cnn.augment import augment_batch
 from cnn.config import TrainConfig
 from cnn.data import load_dataset
 from cnn.pipeline import training_dataset
+from cnn.replicas import ReplicaLayout
 
 NO_GEOMETRY = dict(rotation_degrees=0.0, width_shift=0.0, height_shift=0.0, shear_degrees=0.0, zoom=0.0)
 
@@ -66,7 +67,7 @@ def test_shards_are_disjoint(cifar):
     config = TrainConfig(batch_size=64, augment=False)
     seen = []
     for index in range(2):
-        for images, _ in training_dataset(cifar.x_train, cifar.y_train, config, 0, num_shards=2, shard_index=index):
+        for images, _ in training_dataset(cifar.x_train, cifar.y_train, config, 0, ReplicaLayout(2), worker_index=index):
             seen.extend(images.numpy().sum(axis=(1, 2, 3)).round(3).tolist())
     assert len(seen) == 256 and len(set(seen)) == len(set(cifar.x_train.sum(axis=(1, 2, 3)).round(3).tolist()))
 

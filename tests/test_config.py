@@ -45,8 +45,14 @@ def test_round_trip_and_frozen():
 
 def test_scaling_with_workers_grows_the_global_batch_and_the_learning_rate_linearly():
     per_worker = TrainConfig(batch_size=64, learning_rate=1e-3, scale_with_workers=True)
-    on_four = per_worker.for_workers(4)
+    on_four = per_worker.for_replicas(4)
     assert (on_four.batch_size, on_four.learning_rate) == (256, 4e-3)
-    assert per_worker.for_workers(1) == per_worker
+    assert per_worker.for_replicas(1) == per_worker
     fixed = TrainConfig(batch_size=128, learning_rate=1e-3)  # the default: a global batch split across workers
-    assert fixed.for_workers(4) == fixed
+    assert fixed.for_replicas(4) == fixed
+
+
+def test_deterministic_ops_cannot_be_combined_with_xla():
+    with pytest.raises(ValueError, match="deterministic cannot be combined with jit_compile"):
+        TrainConfig(deterministic=True, jit_compile=True)
+    assert TrainConfig(deterministic=True).deterministic

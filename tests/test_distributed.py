@@ -5,6 +5,7 @@ import pytest
 from cnn.config import TrainConfig
 from cnn.data import load_dataset
 from cnn.model_io import load_model, load_state, load_worker_records
+from sweep_checks import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -15,12 +16,16 @@ def mnist_ref(local_ray, data_dir):
     return local_ray.put(data), data
 
 
-def fit(ref, storage, name, epochs, workers=2, **changes):
+def trainer(ref, storage, name, epochs, workers=2, gpus_per_worker=0.0, **changes):
     from cnn.trainer import WorkerResources, make_trainer
 
     config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000, **changes)
-    result = make_trainer(config, ref, WorkerResources(num_workers=workers), str(storage), name,
-                          max_failures=0).fit()
+    resources = WorkerResources(num_workers=workers, gpus_per_worker=gpus_per_worker)
+    return make_trainer(config, ref, resources, str(storage), name, max_failures=0)
+
+
+def fit(ref, storage, name, epochs, workers=2, **changes):
+    result = trainer(ref, storage, name, epochs, workers, **changes).fit()
     assert result.error is None
     return result
 
@@ -39,6 +44,10 @@ def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
     assert [w["rank"] for w in workers] == [0, 1]
     assert workers[0]["pid"] != workers[1]["pid"]
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
+    for worker in workers:  # CPU workers: no GPU, the ring all-reduce, one replica each, auto steps of 1
+        assert worker["devices"] == {"gpus": [], "cuda_visible_devices": worker["devices"]["cuda_visible_devices"],
+                                     "communication": "RING", "replicas_in_sync": 2, "steps_per_execution": 1,
+                                     "op_determinism": False}
 
     model = load_model(result.checkpoint.path)
     accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)[1]
@@ -57,12 +66,14 @@ def test_rerun_with_more_epochs_resumes_at_the_next_epoch(mnist_ref, tmp_path):
 
 def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_where_they_stopped(mnist_ref, tmp_path):
     """The augment layer's batch counter and the optimizer's step count (which drives the
-    schedule) are both checkpointed: a resumed run continues them instead of starting over."""
+    schedule) are both checkpointed: a resumed run continues them instead of starting over.
+    With deterministic ops and 4 steps per call into TensorFlow, every step still counts once."""
     from cnn.model import learning_rate_at
-    from cnn.pipeline import steps_per_epoch
+    from cnn.replicas import ReplicaLayout
 
     ref, data = mnist_ref
-    changes = {"augment_on_device": True, "lr_schedule": "cosine", "horizontal_flip": False}
+    changes = {"augment_on_device": True, "lr_schedule": "cosine", "horizontal_flip": False,
+               "deterministic": True, "steps_per_execution": 4}
     fit(ref, tmp_path, "on_device", epochs=2, **changes)
     result = fit(ref, tmp_path, "on_device", epochs=3, **changes)
     history = load_state(result.checkpoint.path)["history"]
@@ -71,8 +82,9 @@ def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_wher
 
     workers = load_worker_records(result.checkpoint.path)
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
+    assert all(w["devices"]["op_determinism"] and w["devices"]["steps_per_execution"] == 4 for w in workers)
     model = load_model(result.checkpoint.path)
-    steps = steps_per_epoch(len(data.x_train), TrainConfig(batch_size=64), 2)
+    steps = ReplicaLayout(workers=2).steps_per_epoch(len(data.x_train), 64)
     assert int(model.get_layer("augment").batches_seen.numpy()) == 3 * steps
     assert int(model.optimizer.iterations.numpy()) == 3 * steps
     two, three = TrainConfig(epochs=2, lr_schedule="cosine"), TrainConfig(epochs=3, lr_schedule="cosine")
@@ -81,3 +93,46 @@ def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_wher
                 learning_rate_at(three, steps, 2 * steps)]
     assert [row["learning_rate"] for row in history] == pytest.approx(expected, rel=1e-5)
     assert history[2]["learning_rate"] < history[0]["learning_rate"]
+
+
+def test_a_worker_granted_a_gpu_it_cannot_see_fails_with_one_line_naming_its_node(mnist_ref, tmp_path):
+    """The module's Ray advertises a GPU this machine does not have: Ray grants it and sets
+    CUDA_VISIBLE_DEVICES, TensorFlow finds no GPU, and the worker must not train on its CPU."""
+    from ray.train import TrainingFailedError
+
+    ref, _ = mnist_ref
+    run = trainer(ref, tmp_path, "no_gpu_visible", epochs=1, workers=1, gpus_per_worker=1.0)
+    with pytest.raises(TrainingFailedError) as failed:
+        run.fit()
+    line = next(line for line in str(failed.value).splitlines() if line.startswith("cnn.devices.GpuNotVisibleError: "))
+    assert "training worker rank 0 on node " in line
+    assert "was granted GPU(s) 0 by Ray but TensorFlow sees 0 GPU(s) (CUDA_VISIBLE_DEVICES='0')" in line
+    assert not list(tmp_path.glob("no_gpu_visible/checkpoint_*")), "nothing was trained"
+
+
+def test_the_gpu_check_script_runs_its_cases_on_this_clusters_cpus(local_ray, tmp_path, capsys):
+    """bench/gpu_check.py cannot be measured here, but its path can be run: a real Train run
+    of the worker loop on synthetic data, summarised from the run's own worker records."""
+    import importlib.util
+    import sys
+
+    bench = str(REPO / "bench")
+    sys.path.insert(0, bench)
+    try:
+        spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+        gpu_check = importlib.util.module_from_spec(spec)
+        sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up while it loads
+        spec.loader.exec_module(gpu_check)
+    finally:
+        sys.path.remove(bench)
+    # Run as a script it is __main__, which Ray ships by value; imported here it must be told to.
+    local_ray.cloudpickle.register_pickle_by_value(gpu_check)
+    cases = [case for case in gpu_check.cpu_cases() if case.workers == 2]
+    rows, skipped = gpu_check.run_cases(cases + gpu_check.gpu_cases(8)[-1:], {"CPU": 2.0, "GPU": 0.0}, epochs=2,
+                                        batch_size=64, train_images=1280, test_images=256, cpus_per_worker=1.0,
+                                        storage=str(tmp_path))
+    assert skipped == ["8 trials at once, 1 GPU each: needs 8 GPU(s) and 8 CPU(s)"]
+    [row] = rows
+    assert (row["replicas"], row["all_reduce"], row["check"]) == (2, "RING", "ok")
+    assert row["images_per_second_per_run"] > 0 and 0 < row["train_share_of_epoch"] <= 1
+    assert "| 2 workers (CPU), ring | 2 x 0 GPU | 2 | RING |" in gpu_check.markdown(rows)

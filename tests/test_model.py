@@ -116,3 +116,17 @@ def test_a_model_augmenting_on_device_saves_and_loads_and_predicts_unaugmented(t
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert loaded.get_layer("augment").augmentation["horizontal_flip"] is False
     assert int(loaded.get_layer("augment").batches_seen.numpy()) == 2
+
+
+def test_several_steps_per_call_train_exactly_the_same_steps():
+    """steps_per_execution only changes how often Python calls into TensorFlow, not what is
+    trained: the same seed gives the same weights bit for bit, and every step is counted."""
+    def trained(steps_per_execution: int) -> tuple[list[np.ndarray], int]:
+        keras.utils.set_random_seed(0)
+        model = build_model(TrainConfig(steps_per_execution=steps_per_execution, dropout_conv=0.25), (28, 28, 1), 10)
+        _fit_steps(model, 6)
+        return [w.numpy() for w in model.trainable_weights], int(model.optimizer.iterations)
+
+    one, four = trained(1), trained(4)
+    assert one[1] == four[1] == 6
+    assert all(np.array_equal(a, b) for a, b in zip(one[0], four[0]))
