@@ -95,8 +95,11 @@ def sweep_cli():
 
 
 def parse_sweep_command(command: str):
-    """The resolved SweepSettings of `python jobs/sweep.py ...` (fails the test if the CLI refuses it)."""
+    """The resolved SweepSettings of `[cd DIR &&] python jobs/sweep.py ...` (fails the test if the CLI refuses it)."""
     words = shlex.split(command)
+    if words[0] == "cd":
+        assert words[2] == "&&", command
+        words = words[3:]
     assert words[:2] == ["python", "jobs/sweep.py"], command
     cli = sweep_cli()
     args = cli.parse_args(words[2:])
@@ -133,7 +136,7 @@ def test_schema_check_has_teeth():
     broken["head_node_typo"] = "head_cpu"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, ray_schema())
-    fractional = copy.deepcopy(config)
+    fractional = copy.deepcopy(load("gcp.yaml"))
     fractional["available_node_types"]["gpu_worker"]["resources"]["GPU"] = 0.5
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(fractional, ray_schema())
@@ -153,9 +156,57 @@ def test_launcher_config_passes_rays_own_preparation_and_validation(name):
     assert prepared["available_node_types"][prepared["head_node_type"]]["max_workers"] == 0
 
 
-def gpu_node_types(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: t for name, t in config["available_node_types"].items()
-            if name != config["head_node_type"] and t["resources"].get("GPU", 0) >= 1}
+# What describe-instance-types says of the instance types the AWS file uses or a user might
+# switch to (the fields Ray's AWS provider reads), for detecting resources without an account.
+EC2_CATALOGUE = [
+    {"InstanceType": "m5.xlarge", "VCpuInfo": {"DefaultVCpus": 4}, "MemoryInfo": {"SizeInMiB": 16384}},
+    {"InstanceType": "g5.xlarge", "VCpuInfo": {"DefaultVCpus": 4}, "MemoryInfo": {"SizeInMiB": 16384},
+     "GpuInfo": {"Gpus": [{"Name": "A10G", "Manufacturer": "NVIDIA", "Count": 1}]}},
+    {"InstanceType": "g5.48xlarge", "VCpuInfo": {"DefaultVCpus": 192}, "MemoryInfo": {"SizeInMiB": 786432},
+     "GpuInfo": {"Gpus": [{"Name": "A10G", "Manufacturer": "NVIDIA", "Count": 8}]}},
+]
+
+# Ray's AWS provider imports boto3 and botocore at the top; neither is installed here (botocore
+# requires python-dateutil < 3, pandas' pin is 4), and detecting resources calls EC2 through
+# them. In a fresh process, empty stand-ins let the module import and the catalogue above
+# answers its one EC2 call; Ray's own code does the rest.
+DETECT_AWS_RESOURCES = """
+import json, sys
+from unittest import mock
+for name in ("boto3", "boto3.exceptions", "boto3.resources", "boto3.resources.base", "botocore",
+             "botocore.client", "botocore.config", "botocore.exceptions"):
+    sys.modules[name] = mock.MagicMock(__version__="1.99")  # Ray checks boto3's version at import
+from ray.autoscaler._private.aws import node_provider
+config, catalogue = json.loads(sys.stdin.read())
+with mock.patch.object(node_provider, "list_ec2_instances", return_value=catalogue):
+    filled = node_provider.AWSNodeProvider.fillout_available_node_types_resources(config)
+print(json.dumps({name: t.get("resources", {}) for name, t in filled["available_node_types"].items()}))
+"""
+
+
+def aws_detected_resources(config: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The resources `ray up` gives each node type of an AWS config: Ray's detection, then the file's own."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", DETECT_AWS_RESOURCES], input=json.dumps([config, EC2_CATALOGUE]),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def node_resources(name: str) -> dict[str, dict[str, float]]:
+    """CPU and GPU of each node type as Ray will see them: detected on AWS, as written on GCP."""
+    config = load(name)
+    if config["provider"]["type"] == "aws":
+        return aws_detected_resources(config)
+    return {node: t["resources"] for node, t in config["available_node_types"].items()}
+
+
+def gpu_node_types(name: str) -> dict[str, dict[str, Any]]:
+    config, resources = load(name), node_resources(name)
+    return {node: {**t, "resources": resources[node]} for node, t in config["available_node_types"].items()
+            if node != config["head_node_type"] and resources[node].get("GPU", 0) >= 1}
 
 
 @pytest.mark.parametrize("name", LAUNCHER_CONFIGS)
@@ -163,7 +214,8 @@ def test_head_trains_nothing_and_gpu_workers_autoscale_from_zero(name):
     config = load(name)
     head = config["available_node_types"][config["head_node_type"]]
     assert head["resources"] == {"CPU": 0}
-    workers = gpu_node_types(config)
+    assert node_resources(name)[config["head_node_type"]].get("CPU") == 0, "the file's CPU 0 beats detection"
+    workers = gpu_node_types(name)
     assert workers, "no GPU worker type"
     full = PRESETS["full"]
     for node_type in workers.values():
@@ -177,9 +229,36 @@ def test_head_trains_nothing_and_gpu_workers_autoscale_from_zero(name):
         if config["provider"]["type"] == "aws":
             assert node_config["InstanceType"].startswith(AWS_GPU_FAMILIES)
         else:
-            accelerators = node_config["guestAccelerators"]
-            assert sum(a["acceleratorCount"] for a in accelerators) == gpu
             assert {"onHostMaintenance": "TERMINATE"} in node_config["scheduling"]
+
+
+def test_aws_gpu_nodes_get_the_gpus_of_their_instance_type():
+    """Nothing pins the AWS GPU workers' resources: Ray reads the counts of the instance type, so
+    changing g5.xlarge to g5.48xlarge gives 8 GPUs, not the 1 a pinned {"GPU": 1} would keep."""
+    config = load("aws.yaml")
+    assert config["available_node_types"]["gpu_worker"]["resources"] == {}
+    assert {k: v for k, v in node_resources("aws.yaml")["gpu_worker"].items() if k in ("CPU", "GPU")} == \
+        {"CPU": 4, "GPU": 1}
+    bigger = copy.deepcopy(config)
+    bigger["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "g5.48xlarge"
+    assert aws_detected_resources(bigger)["gpu_worker"]["GPU"] == 8
+    pinned = copy.deepcopy(bigger)
+    pinned["available_node_types"]["gpu_worker"]["resources"] = {"CPU": 4, "GPU": 1}
+    assert aws_detected_resources(pinned)["gpu_worker"]["GPU"] == 1, "a pin overrides what Ray detects"
+
+
+GCP_VCPUS = re.compile(r"^(?:n1|n2|n2d|g2|a2|a3)-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu)-(\d+)g?$")
+
+
+def test_gcp_gpu_nodes_declare_the_cpus_and_gpus_of_their_machine():
+    """GCP's provider detects no GPUs, so the file's counts are what Ray believes: they must be
+    the machine type's vCPUs and the accelerators attached."""
+    for node_type in gpu_node_types("gcp.yaml").values():
+        node_config = node_type["node_config"]
+        vcpus = GCP_VCPUS.match(node_config["machineType"])
+        assert vcpus, node_config["machineType"]
+        assert node_type["resources"]["CPU"] == int(vcpus[1])
+        assert node_type["resources"]["GPU"] == sum(a["acceleratorCount"] for a in node_config["guestAccelerators"])
 
 
 @pytest.mark.parametrize("name", LAUNCHER_CONFIGS)
@@ -271,7 +350,7 @@ def test_documented_sweep_command_is_valid_and_fits_the_cluster(name):
     scheme = {"aws": "s3://", "gcp": "gs://"}[config["provider"]["type"]]
     assert args.storage_path.startswith(scheme), "multi-node runs need storage every node reaches"
     assert settings.preset == "full" and settings.gpus_per_worker == 1
-    gpus = sum(t["max_workers"] * t["resources"]["GPU"] for t in gpu_node_types(config).values())
+    gpus = sum(t["max_workers"] * t["resources"]["GPU"] for t in gpu_node_types(name).values())
     assert settings.max_concurrent_trials * settings.workers_per_trial <= gpus
 
 
@@ -293,7 +372,7 @@ def test_rayjob_runs_the_sweep_on_shared_storage_and_cleans_up():
     job = rayjob()
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
     entrypoint = job["spec"]["entrypoint"]
-    assert entrypoint.startswith("python jobs/sweep.py ")
+    assert " python jobs/sweep.py " in f" {entrypoint} "
     settings, args = parse_sweep_command(entrypoint)
     assert args.storage_path.startswith(("s3://", "gs://"))
     assert job["spec"]["shutdownAfterJobFinishes"] is True
@@ -305,34 +384,73 @@ def test_rayjob_runs_the_sweep_on_shared_storage_and_cleans_up():
     assert settings.max_concurrent_trials * settings.workers_per_trial <= gpus
 
 
-def test_rayjob_cluster_is_the_pinned_ray_with_autoscaling_gpu_workers():
+DOCKERFILE = CLUSTER / "Dockerfile"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of cluster/Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_rayjob_cluster_runs_the_project_image_with_autoscaling_gpu_workers():
     spec = rayjob()["spec"]["rayClusterSpec"]
     assert spec["rayVersion"] == RAY_VERSION
     assert spec["enableInTreeAutoscaling"] is True
-    containers = ray_containers(rayjob())
-    for group, group_containers in containers.items():
-        match = IMAGE.fullmatch(group_containers[0]["image"])
-        assert match and match["ray"] == RAY_VERSION, group_containers[0]["image"]
+    images = {group: containers[0]["image"] for group, containers in ray_containers(rayjob()).items()}
+    assert len(set(images.values())) == 1, f"head and workers run the one image built from cluster/Dockerfile: {images}"
+    assert PLACEHOLDER.search(images["head"]), "the image is the user's own build, marked CHANGE ME"
     assert spec["headGroupSpec"]["rayStartParams"].get("num-cpus") == "0"
     gpu_groups = [g for g in spec["workerGroupSpecs"] if gpu_limit(g["template"]["spec"]["containers"][0]) >= 1]
     assert gpu_groups, "no worker group with nvidia.com/gpu in its limits"
     for group in gpu_groups:
         assert group["minReplicas"] == 0 and group["maxReplicas"] >= PRESETS["full"].workers_per_trial
         container = group["template"]["spec"]["containers"][0]
-        assert container["image"].endswith("-gpu")
-        assert float(container["resources"]["limits"]["cpu"]) >= PRESETS["full"].cpus_per_worker
+        limits = container["resources"]["limits"]
+        assert float(limits["cpu"]) >= PRESETS["full"].cpus_per_worker * gpu_limit(container)
 
 
-def test_rayjob_runtime_env_installs_the_pinned_versions():
-    runtime_env = yaml.safe_load(rayjob()["spec"]["runtimeEnvYAML"])
-    assert runtime_env["working_dir"]
-    requirements = {_normal(Requirement(p).name): Requirement(p) for p in runtime_env["pip"]["packages"]}
-    assert "ray" not in requirements, "the image provides the pinned Ray; a pip ray could replace it"
-    assert "and-cuda" in requirements["tensorflow"].extras
-    assert str(requirements["tensorflow"].specifier) == "==2.21.*"
-    assert str(requirements["tf-keras"].specifier) == "==2.21.*"
-    for name, requirement in requirements.items():
-        assert PINS[name] in requirement.specifier, f"{name}: {requirement.specifier} excludes the pin {PINS[name]}"
+def test_rayjob_installs_nothing_when_a_pod_starts():
+    """The CUDA wheels (about 3 GB) are in the image, not in a runtime environment that every
+    new pod would install against Ray's 600-second set-up limit."""
+    job = rayjob()
+    runtime_env = yaml.safe_load(job["spec"].get("runtimeEnvYAML") or "{}") or {}
+    assert not {"pip", "conda", "uv"} & set(runtime_env), runtime_env
+    assert job["spec"]["entrypoint"].startswith("cd /home/ray/cnn-sweep && python jobs/sweep.py ")
+
+
+def test_the_image_is_the_pinned_ray_with_the_project_at_its_pins():
+    instructions = dockerfile_instructions()
+    base = [args for kind, args in instructions if kind == "FROM"]
+    assert len(base) == 1
+    match = IMAGE.fullmatch(base[0])
+    assert match and match["ray"] == RAY_VERSION and match["py"] == f"{sys.version_info.major}{sys.version_info.minor}"
+    assert not match["gpu"], "the CUDA libraries come from the pinned wheels; the -gpu image would add another CUDA"
+    runs = [args for kind, args in instructions if kind == "RUN"]
+    assert any("pip install" in r and "-c constraints.txt" in r and "'.[gpu]'" in r for r in runs)
+    assert all("-c constraints.txt" in r for r in runs if "pip install" in r)
+    env = " ".join(args for kind, args in instructions if kind == "ENV")
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env, "else the toolkit mounts no CUDA driver library"
+    assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in env
+    workdir = [args for kind, args in instructions if kind == "WORKDIR"]
+    assert workdir == ["/home/ray/cnn-sweep"]
+    copied = " ".join(args for kind, args in instructions if kind == "COPY")
+    for needed in ("constraints.txt", "pyproject.toml", "cnn", "analysis", "jobs"):
+        assert needed in copied
+
+
+def test_the_lock_pins_every_cuda_wheel_of_the_gpu_extra():
+    """tensorflow[and-cuda] asks for ranges of nvidia-* wheels; constraints.txt fixes each one."""
+    from importlib.metadata import requires
+
+    cuda = [Requirement(r) for r in requires("tensorflow") or [] if "and-cuda" in r]
+    cuda = [r for r in cuda if r.name.startswith("nvidia-")]
+    assert len(cuda) >= 10, cuda
+    for requirement in cuda:
+        pin = PINS.get(_normal(requirement.name))
+        assert pin, f"{requirement.name} is not pinned in constraints.txt"
+        assert pin in requirement.specifier, f"{requirement.name}=={pin} is outside {requirement.specifier}"
 
 
 def k8s_security_problems(job: dict[str, Any]) -> list[str]:
