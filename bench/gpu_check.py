@@ -58,6 +58,7 @@ def gpu_cases(gpus: int) -> list[Case]:
         Case("1 GPU, steps_per_execution 1", 1, 1.0, {"steps_per_execution": 1}),
         Case("1 GPU, mixed_float16", 1, 1.0, {"precision": "mixed_float16"}),
         Case("1 GPU, deterministic, twice", 1, 1.0, {"deterministic": True}, repeats=2),
+        Case("2 workers x 1 GPU, deterministic, twice", 2, 1.0, {"deterministic": True}, repeats=2),
         Case("2 workers x 1 GPU, NCCL", 2, 1.0, {"communication": "nccl"}),
         Case("2 workers x 1 GPU, ring", 2, 1.0, {"communication": "ring"}),
         Case("1 worker x 2 GPUs", 1, 2.0),
@@ -134,6 +135,10 @@ def summarise(case: Case, checkpoints: list[str], wall: float, batch_size: int) 
     if case.repeats > 1:
         digests = {workers[0]["weights_sha256"] for _, workers in runs}
         problems.append("repeats identical" if len(digests) == 1 else f"repeats DIFFER ({len(digests)} weight sets)")
+    if case.concurrent > 1 and 0 < case.gpus_per_worker < 1:  # did Ray really put them on one GPU?
+        shared = {workers[0]["devices"]["cuda_visible_devices"] for _, workers in runs}
+        problems.append(f"CUDA_VISIBLE_DEVICES {', '.join(sorted(map(str, shared)))}: "
+                        + ("one GPU shared" if len(shared) == 1 else "NOT shared"))
     return {
         "case": case.name, "layout": f"{case.workers} x {case.gpus_per_worker:g} GPU", "runs": len(runs),
         "replicas": devices["replicas_in_sync"], "all_reduce": devices["communication"],
