@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn.sweep_space import SWEPT_KEYS
+from cnn.sweep_results import SWEPT_KEYS
 
 from analysis import page, plots
 from analysis.page import Section

@@ -17,11 +17,11 @@ import numpy as np
 
 from cnn.data import Dataset, DataError, load_dataset
 from cnn.model_io import MODEL_FILE
+from cnn.sweep_results import TRAIN_RUNS_DIR
 
 from analysis import storage
 from analysis.results import Experiment
 
-TRAIN_RUNS = "train_runs"
 
 
 @dataclass
@@ -36,10 +36,10 @@ def resolve_checkpoint(experiment: str, stored: str) -> str | None:
     """The checkpoint folder to load: the experiment's own copy if there is one, else the stored path."""
     if not stored:
         return None
-    marker = f"/{TRAIN_RUNS}/"
+    marker = f"/{TRAIN_RUNS_DIR}/"
     candidates = []
     if marker in stored:
-        candidates.append(f"{experiment}/{TRAIN_RUNS}/{stored.split(marker, 1)[1]}")
+        candidates.append(f"{experiment}/{TRAIN_RUNS_DIR}/{stored.split(marker, 1)[1]}")
     candidates.append(stored)
     for candidate in candidates:
         if storage.exists(f"{candidate}/{MODEL_FILE}"):
@@ -58,7 +58,7 @@ def load_models(experiment: Experiment, trial_ids: list[str], scratch: Path) -> 
         folder = resolve_checkpoint(experiment.location, stored)
         if folder is None:
             reason = ("trials.csv records no checkpoint for this trial" if not stored
-                      else f"no {MODEL_FILE} at {stored} or in this experiment's {TRAIN_RUNS}/")
+                      else f"no {MODEL_FILE} at {stored} or in this experiment's {TRAIN_RUNS_DIR}/")
             loaded[trial_id] = LoadedModel(trial_id, stored, None, reason)
             continue
         try:

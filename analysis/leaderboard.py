@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cnn.sweep_space import SWEPT_KEYS
+from cnn.sweep_results import SWEPT_KEYS
 
 from analysis import page
 from analysis.page import Section

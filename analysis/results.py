@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cnn.sweep_results import (EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
-                               SWEEP_JSON, TRIALS_CSV, read_text)
-from cnn.sweep_space import SWEPT_KEYS
+                               SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
 
 from analysis import storage
 
@@ -69,7 +68,7 @@ def load_experiment(location: str) -> Experiment:
 
 def rebuild_tables(location: str, sweep: dict[str, Any]) -> tuple[str, str]:
     """trials.csv and epochs.csv (as text) of an interrupted sweep, from its stored state and checkpoints."""
-    from cnn.run_record import collect_trials
+    from cnn_ray.run_record import collect_trials
     from cnn.sweep_results import tables_text
     from cnn.sweep_settings import SweepSettings
 

@@ -9,7 +9,7 @@ node), not through the head of a multi-node cluster: the runs keep their checkpo
 local temporary folder that the script reads back. On 8 GPUs it should take 5 to 10 minutes
 (an estimate: it has never run on a GPU).
 
-Every case is a real Ray Train run of the sweep's own worker loop (cnn/train_loop.py: the
+Every case is a real Ray Train run of the sweep's own worker loop (cnn_ray/worker_loop.py: the
 model, the tf.data pipeline with augmentation, per-epoch validation, test and checkpoint) on
 synthetic CIFAR-10-shaped data, so no dataset has to be on the node. Each run trains a
 warm-up epoch (graph tracing, cuDNN autotuning) and then `--epochs - 1` measured ones; the
@@ -103,7 +103,7 @@ def run_case(case: Case, data_ref, storage: str, epochs: int, batch_size: int,
     @ray.remote(num_cpus=0)
     def fit(name: str) -> str:
         from cnn.config import TrainConfig
-        from cnn.trainer import WorkerResources, make_trainer
+        from cnn_ray.trainer import WorkerResources, make_trainer
 
         config = TrainConfig(dataset="synthetic", epochs=epochs, batch_size=batch_size, target_accuracy=1.0,
                              **case.changes)

@@ -4,7 +4,7 @@
 
 Both sides train the same model on the same images with the same config, batch and seed, through
 the same input pipeline (cnn.pipeline.training_dataset), on all of this machine's CPUs:
-  plain   keras fit in this process, one epoch at a time, as cnn.train_loop does
+  plain   keras fit in this process, one epoch at a time, as cnn_ray.worker_loop does
   ray     `jobs/sweep.py` with one trial of one worker holding every CPU (Tune -> Train -> worker)
 Each run is a fresh process. Steady-state images/s: the training time alone of every epoch but
 the first (which includes tracing), evaluation excluded on both sides, pooled over the repeats;
@@ -101,7 +101,7 @@ def _plain_run(args: argparse.Namespace) -> list[float]:
 
 
 def _plain_keras(args: argparse.Namespace) -> list[float]:
-    """Images/s of every epoch but the first, keras fit in this process, epoch by epoch like cnn.train_loop."""
+    """Images/s of every epoch but the first, keras fit in this process, epoch by epoch like cnn_ray.worker_loop."""
     from cnn.config import TrainConfig
     from cnn.data import load_dataset
     from cnn.keras_compat import keras
@@ -109,7 +109,7 @@ def _plain_keras(args: argparse.Namespace) -> list[float]:
     from cnn.pipeline import training_dataset
     from cnn.replicas import ReplicaLayout
     from cnn.sweep_settings import PRESETS
-    from cnn.sweep_space import trial_config
+    from cnn_ray.search_space import trial_config
 
     base = PRESETS["smoke"].base.replace(dataset=args.dataset, limit=args.limit, test_limit=500, epochs=args.epochs,
                                          batch_size=args.batch_size, bn_momentum=0.99, target_accuracy=1.0)

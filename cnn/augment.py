@@ -15,6 +15,10 @@ import tensorflow as tf
 
 from cnn.config import TrainConfig
 
+# A seed per (run seed, n) for the pipeline's epochs and the on-device layer's replicas:
+# run_seed * SEED_STRIDE + n, distinct for every n below the stride (a prime).
+SEED_STRIDE = 1_000_003
+
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: TrainConfig) -> tf.Tensor:
     """Randomly transform a batch (N, H, W, C) of float images; `seed` is an int64 pair."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from cnn.augment import augment_batch
+from cnn.augment import SEED_STRIDE, augment_batch
 from cnn.config import TrainConfig
 from cnn.keras_compat import keras, layers
 
@@ -51,7 +51,7 @@ class RandomAffine(layers.Layer):
         if not training:
             return images
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([tf.cast(self.seed * 1_000_003 + replica, tf.int64), self.batches_seen.read_value()])
+        seed = tf.stack([tf.cast(self.seed * SEED_STRIDE + replica, tf.int64), self.batches_seen.read_value()])
         self.batches_seen.assign_add(1)
         return augment_batch(images, seed, self._config)
 

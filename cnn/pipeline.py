@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from cnn.augment import augment_batch
+from cnn.augment import SEED_STRIDE, augment_batch
 from cnn.config import TrainConfig
 from cnn.replicas import ReplicaLayout
 
@@ -14,7 +14,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def epoch_seed(config: TrainConfig, epoch: int) -> int:
     """A seed per (run seed, epoch): a resumed run replays exactly the epochs it missed."""
-    return config.seed * 1_000_003 + epoch
+    return config.seed * SEED_STRIDE + epoch
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, epoch: int,

@@ -15,9 +15,12 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from cnn.model_io import STATE_FILE, WORKERS_DIR
-from cnn.sweep_space import SWEPT_KEYS
 
-STOP_DIVERGED = "diverged"  # cnn.train_loop's stop reason (imported by value: this module needs no TensorFlow)
+# The hyperparameters a sweep varies, as trials.csv names them (cnn_ray.search_space samples them).
+SWEPT_KEYS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength")
+# Why a training run stopped (cnn.epoch decides; stored in state.json and trials.csv).
+STOP_TARGET, STOP_DIVERGED, STOP_MAX_EPOCHS = "target_accuracy", "diverged", "max_epochs"
+TRAIN_RUNS_DIR = "train_runs"  # <experiment>/train_runs/<trial_id>/: each trial's Ray Train run
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"

@@ -92,7 +92,7 @@ def check_ray_address_reachable(timeout: float = 5.0) -> None:
 
 def check_storage_writable(uri: str) -> None:
     """Fail before anything starts if results could not be written there (creates the folder)."""
-    from cnn.storage_watch import probe_write
+    from cnn_ray.storage_watch import probe_write
 
     problem = probe_write(uri)
     if problem:
@@ -105,7 +105,7 @@ def connect_ray() -> str:
     import ray
 
     from cnn.devices import MEMORY_GROWTH_SETTING
-    from cnn.local_ray import init_local_ray
+    from cnn_ray.local_ray import init_local_ray
 
     address = os.environ.get(RAY_ADDRESS_SETTING) or "local"
     # Memory growth for every process Ray starts, beside the explicit call each worker makes
@@ -113,7 +113,7 @@ def connect_ray() -> str:
     env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"], MEMORY_GROWTH_SETTING: "true"}
     try:
         if address == "local":
-            init_local_ray(env_vars, logging_level="WARNING")  # workers get RAY_ADDRESS: see cnn/local_ray.py
+            init_local_ray(env_vars, logging_level="WARNING")  # workers get RAY_ADDRESS: see cnn_ray/local_ray.py
         else:
             ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": env_vars})
     except (ConnectionError, RuntimeError, ValueError) as error:

@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import ray
 
-    from cnn import sweep as sweep_lib
-    from cnn.run_record import describe_run, write_started_record, write_sweep_record
-    from cnn.storage_watch import probe_write
-    from cnn.sweep_space import describe, num_trials
+    from cnn_ray import tuner as sweep_lib
+    from cnn_ray.run_record import describe_run, write_started_record, write_sweep_record
+    from cnn_ray.storage_watch import probe_write
+    from cnn_ray.search_space import describe, num_trials
 
     if args.resume and not ray.tune.Tuner.can_restore(experiment):
         fail(f"nothing to resume at {experiment}")

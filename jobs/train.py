@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = config_from_args(args)
     try:
-        from cnn.trainer import WorkerResources
+        from cnn_ray.trainer import WorkerResources
         resources = WorkerResources(args.workers, args.cpus_per_worker, args.gpus_per_worker)
         if not config.scale_with_workers:
             resources.layout().per_replica_batch_size(config.batch_size)  # the global batch must split evenly
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                         "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
 
     import ray
-    from cnn.trainer import make_trainer
+    from cnn_ray.trainer import make_trainer
 
     connect_ray()
     trainer = make_trainer(config, ray.put(data), resources, where, name, max_failures=args.max_failures)

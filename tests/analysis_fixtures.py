@@ -20,15 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import tensorflow as tf
+
 from cnn.config import TrainConfig
 from cnn.data import Dataset, load_dataset
+from cnn.epoch import run_epoch, stop_reason
 from cnn.keras_compat import keras
 from cnn.model import build_model
 from cnn.model_io import MODEL_FILE, STATE_FILE, save_model
-from cnn.pipeline import evaluation_dataset, training_dataset
+from cnn.pipeline import evaluation_dataset
+from cnn.replicas import ReplicaLayout
 from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables
 from cnn.sweep_settings import SweepSettings
-from cnn.sweep_space import describe, trial_config
+from cnn_ray.search_space import describe, trial_config
 
 # 17 steps per epoch: BatchNorm momentum 0.5 lets the moving statistics catch up in so few steps
 # (at 0.9 validation accuracy stays at chance), so the models really classify (~75-80% here).
@@ -64,30 +68,19 @@ def build_tiny_experiment(folder: Path, data_dir: Path) -> Path:
 
 
 def train_trial(config: TrainConfig, data: Dataset, run: Path, epochs_run: int) -> float:
-    """What one sweep trial does on one worker: fit an epoch, evaluate, checkpoint; repeat."""
+    """What one sweep trial does on one worker: the workers' own epoch (cnn.epoch), a checkpoint; repeat."""
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, data.input_shape, data.num_classes)
+    strategy = tf.distribute.get_strategy()  # the default: one replica, no Ray
+    steps = ReplicaLayout().steps_per_epoch(len(data.x_train), config.batch_size)
+    model = build_model(config, data.input_shape, data.num_classes, steps)
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size)
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
     history: list[dict] = []
     for epoch in range(epochs_run):
-        epoch_started = time.perf_counter()
-        fit = model.fit(training_dataset(data.x_train, data.y_train, config, epoch), epochs=epoch + 1,
-                        initial_epoch=epoch, verbose=0)
-        train_seconds = time.perf_counter() - epoch_started
-        val = model.evaluate(val_set, return_dict=True, verbose=0)
-        test = model.evaluate(test_set, return_dict=True, verbose=0)
-        history.append({
-            "epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]),
-            "train_accuracy": float(fit.history["accuracy"][-1]), "val_loss": float(val["loss"]),
-            "val_accuracy": float(val["accuracy"]), "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]), "train_seconds": train_seconds,
-            "epoch_seconds": time.perf_counter() - epoch_started,
-            "images_per_second": len(data.x_train) / train_seconds, "node_id": "test-node",
-            # "" = not finished, so a trial cut short reads as stopped by the scheduler, as in a sweep
-            "stop_reason": "max_epochs" if epoch + 1 >= config.epochs else "",
-        })
+        row = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set), "node_id": "test-node"}
+        # "" = not finished, so a trial cut short reads as stopped by the scheduler, as in a sweep
+        history.append({**row, "stop_reason": stop_reason(row, config)})
         checkpoint = run / f"checkpoint_{epoch:06d}"
         checkpoint.mkdir(parents=True)
         save_model(model, checkpoint / MODEL_FILE)

@@ -30,7 +30,7 @@ def local_ray():
     unaffected."""
     import ray
 
-    from cnn.local_ray import init_local_ray
+    from cnn_ray.local_ray import init_local_ray
 
     init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, num_gpus=1, logging_level="WARNING")
     yield ray

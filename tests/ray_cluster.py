@@ -52,7 +52,7 @@ def own_address(env: dict[str, str], gcs: str) -> dict[str, str]:
 
     Ray Train's placement-group cleaner calls Ray's state API without an address; with another
     Ray instance on the machine (a benchmark, a person's own cluster) it cannot tell which is
-    its own and dies, and the CPUs of killed or stopped runs stay reserved (cnn/local_ray.py)."""
+    its own and dies, and the CPUs of killed or stopped runs stay reserved (cnn_ray/local_ray.py)."""
     return {**env, "RAY_ADDRESS": gcs}
 
 

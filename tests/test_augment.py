@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnn.augment import augment_batch
+from cnn.augment import SEED_STRIDE, augment_batch
 from cnn.config import TrainConfig
 from cnn.data import load_dataset
 from cnn.pipeline import training_dataset
@@ -67,7 +67,8 @@ def test_shards_are_disjoint(cifar):
     config = TrainConfig(batch_size=64, augment=False)
     seen = []
     for index in range(2):
-        for images, _ in training_dataset(cifar.x_train, cifar.y_train, config, 0, ReplicaLayout(2), worker_index=index):
+        shard = training_dataset(cifar.x_train, cifar.y_train, config, 0, ReplicaLayout(2), worker_index=index)
+        for images, _ in shard:
             seen.extend(images.numpy().sum(axis=(1, 2, 3)).round(3).tolist())
     assert len(seen) == 256 and len(set(seen)) == len(set(cifar.x_train.sum(axis=(1, 2, 3)).round(3).tolist()))
 
@@ -77,7 +78,7 @@ def test_on_device_the_pipeline_passes_images_through_and_the_model_augments(cif
 
     config = TrainConfig(batch_size=16, seed=3, augment_on_device=True)
     images, _ = next(iter(training_dataset(cifar.x_train[:64], cifar.y_train[:64], config, epoch=0)))
-    order = np.random.default_rng(3 * 1_000_003).permutation(64)[:16]
+    order = np.random.default_rng(3 * SEED_STRIDE).permutation(64)[:16]
     np.testing.assert_array_equal(images.numpy(), cifar.x_train[:64][order])
 
     layer = RandomAffine.from_config_of(config)
@@ -86,7 +87,7 @@ def test_on_device_the_pipeline_passes_images_through_and_the_model_augments(cif
     assert int(layer.batches_seen.numpy()) == 2
     assert not np.allclose(first, second), "each batch draws new transforms"
     # The very transform of the tf.data pipeline, seeded by (run seed, replica, batch counter).
-    expected = augment_batch(images, tf.constant([3 * 1_000_003, 1], tf.int64), config).numpy()
+    expected = augment_batch(images, tf.constant([3 * SEED_STRIDE, 1], tf.int64), config).numpy()
     np.testing.assert_allclose(second, expected, atol=1e-6)
 
 

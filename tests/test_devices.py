@@ -70,7 +70,7 @@ def test_a_training_worker_enables_memory_growth_before_its_first_tensorflow_op(
     result = run_with_fake_gpu("""
         import ray, ray.train
         from unittest import mock
-        from cnn.train_loop import train_loop_per_worker
+        from cnn_ray.worker_loop import train_loop_per_worker
 
         class Fetched(Exception):
             pass

@@ -17,7 +17,7 @@ def mnist_ref(local_ray, data_dir):
 
 
 def trainer(ref, storage, name, epochs, workers=2, gpus_per_worker=0.0, **changes):
-    from cnn.trainer import WorkerResources, make_trainer
+    from cnn_ray.trainer import WorkerResources, make_trainer
 
     config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000, **changes)
     resources = WorkerResources(num_workers=workers, gpus_per_worker=gpus_per_worker)

@@ -55,7 +55,7 @@ def test_a_lost_node_costs_its_trial_a_restart_and_the_sweep_goes_on(data_dir, t
         try:
             on_second = wait_until(lambda: _trial_on_node(storage / "node_loss", second.node_id), driver, 300,
                                    "a registered checkpoint of the trial on the second node")
-            # Trial drivers and their Train controllers stay on the head (cnn/sweep.py): one lost with
+            # Trial drivers and their Train controllers stay on the head (cnn_ray/tuner.py): one lost with
             # the node while its worker group started would leak that group's CPUs and hang the sweep.
             drivers = [(a["class_name"], a["node_id"]) for a in alive_actors(env, addresses["gcs"])
                        if a["class_name"] in ("ImplicitFunc", "TrainController")]

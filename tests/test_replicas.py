@@ -87,19 +87,18 @@ def test_gpu_requests_that_train_correctly_pass(workers, gpus):
 @pytest.mark.slow
 def test_a_worker_with_two_replicas_trains_every_step_of_the_epoch_at_the_global_batch(data_dir):
     """A real MultiWorkerMirroredStrategy with two local replicas, as a worker with two GPUs has,
-    here on two logical CPUs; the worker's own epoch function trains it. Every step must take
+    here on two logical CPUs; the workers' own epoch function (cnn.epoch) trains it. Every step must take
     one per-replica batch per replica: all steps run and the schedule ends where it should."""
     script = textwrap.dedent(f"""
         import json, os
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import tensorflow as tf
-        from unittest import mock
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         strategy = tf.distribute.MultiWorkerMirroredStrategy._from_local_devices(["/device:CPU:0", "/device:CPU:1"])
-        from cnn import train_loop
         from cnn.config import TrainConfig
         from cnn.data import load_dataset
+        from cnn.epoch import run_epoch
         from cnn.model import build_model
         from cnn.pipeline import evaluation_dataset
         from cnn.replicas import ReplicaLayout
@@ -112,11 +111,10 @@ def test_a_worker_with_two_replicas_trains_every_step_of_the_epoch_at_the_global
             model = build_model(config, data.input_shape, data.num_classes, steps)
         val, test = (evaluation_dataset(x, y, 64) for x, y in ((data.x_val, data.y_val), (data.x_test, data.y_test)))
         rows = []
-        with mock.patch.object(train_loop.ray, "get_runtime_context"):
-            for epoch in range(config.epochs):
-                row = train_loop._run_epoch(model, strategy, data, config, epoch, steps, val, test)
-                rows.append({{"iterations": int(model.optimizer.iterations.numpy()), "rate": row["learning_rate"],
-                              "train_accuracy": row["train_accuracy"]}})
+        for epoch in range(config.epochs):
+            row = run_epoch(model, strategy, data, config, epoch, steps, val, test)
+            rows.append({{"iterations": int(model.optimizer.iterations.numpy()), "rate": row["learning_rate"],
+                          "train_accuracy": row["train_accuracy"]}})
         final_rate = float(model.optimizer.learning_rate.numpy())  # the rate of the last step taken
         print("RESULT " + json.dumps({{"replicas": strategy.num_replicas_in_sync, "steps": steps, "rows": rows,
                                        "final_rate": final_rate}}))

@@ -3,7 +3,8 @@
 import pytest
 
 from cnn.config import TrainConfig
-from cnn.train_loop import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET, _stop_reason
+from cnn.epoch import stop_reason
+from cnn.sweep_results import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
 
 CONFIG = TrainConfig(epochs=10, target_accuracy=0.995)
 
@@ -17,4 +18,4 @@ CONFIG = TrainConfig(epochs=10, target_accuracy=0.995)
     (10, 0.01, 0.999, STOP_TARGET),
 ])
 def test_stop_reason(epoch, loss, accuracy, expected):
-    assert _stop_reason({"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy}, CONFIG) == expected
+    assert stop_reason({"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy}, CONFIG) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from cnn.storage_watch import StorageWatch, probe_write
+from cnn_ray.storage_watch import StorageWatch, probe_write
 from cnn.sweep_settings import PRESETS, SweepSettings
 from sweep_checks import read_only
 

@@ -44,7 +44,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
     """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them
     and their CPUs must come back, while another Ray instance runs on the same machine. (Without
     RAY_ADDRESS in the workers, Ray Train's placement-group cleaner cannot tell the two apart, dies,
-    and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn/local_ray.py.)"""
+    and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn_ray/local_ray.py.)"""
     import ray
     from ray.util.state import list_placement_groups
 

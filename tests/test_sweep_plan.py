@@ -3,10 +3,10 @@
 import pytest
 
 from cnn.config import TrainConfig
-from cnn.sweep import TRIAL_DRIVER_RESOURCES, concurrent_trials, worker_resources
+from cnn_ray.tuner import TRIAL_DRIVER_RESOURCES, concurrent_trials, worker_resources
 from cnn.sweep_settings import PRESETS
-from cnn.sweep_space import baseline_points, num_trials, trial_config
-from cnn.trainer import WorkerResources
+from cnn_ray.search_space import baseline_points, num_trials, trial_config
+from cnn_ray.trainer import WorkerResources
 
 
 def test_presets_are_valid_and_sized_as_documented():

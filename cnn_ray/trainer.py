@@ -10,7 +10,7 @@ from ray.train.tensorflow import TensorflowTrainer
 
 from cnn.config import TrainConfig
 from cnn.replicas import ReplicaLayout, gpu_request_problem
-from cnn.train_loop import train_loop_per_worker
+from cnn_ray.worker_loop import train_loop_per_worker
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from cnn.sweep_settings import SweepSettings
 
 # augment_strength scales the original study's augmentation; 0 switches it off.
 AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
-SWEPT_KEYS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength")
 
 
 def param_space(settings: SweepSettings) -> dict[str, Any]:

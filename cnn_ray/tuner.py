@@ -21,13 +21,13 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from cnn.config import TrainConfig
-from cnn.storage_watch import StorageWatch
+from cnn.sweep_results import TRAIN_RUNS_DIR
 from cnn.sweep_settings import AUTO, SweepSettings
-from cnn.sweep_space import baseline_points, param_space, trial_config
-from cnn.trainer import WorkerResources, make_trainer
+from cnn_ray.search_space import baseline_points, param_space, trial_config
+from cnn_ray.storage_watch import StorageWatch
+from cnn_ray.trainer import WorkerResources, make_trainer
 
 METRIC, MODE = "val_accuracy", "max"   # trials are ranked on validation, never on test
-TRAIN_RUNS_DIR = "train_runs"
 # The Tune function only drives its Train workers: it needs no CPU of its own, but Tune refuses
 # an empty request, so it reserves the memory its process really uses instead. It runs on the
 # head node, and so does the Train controller it starts (Ray Train puts a controller on its

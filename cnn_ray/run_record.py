@@ -14,11 +14,11 @@ from typing import Any
 from ray import tune
 
 from cnn.data import Dataset
-from cnn.sweep import METRIC, MODE, TRAIN_RUNS_DIR
-from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables, write_text
+from cnn.sweep_results import SWEEP_JSON, TRAIN_RUNS_DIR, trial_rows, write_tables, write_text
 from cnn.sweep_settings import SweepSettings
-from cnn.sweep_space import describe, trial_config
-from cnn.trainer import WorkerResources
+from cnn_ray.search_space import describe, trial_config
+from cnn_ray.trainer import WorkerResources
+from cnn_ray.tuner import METRIC, MODE
 
 PACKAGES = ("ray", "tensorflow", "tf_keras", "numpy", "pandas", "matplotlib")
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import socket
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +27,14 @@ from cnn.config import TrainConfig
 from cnn.data import Dataset
 from cnn.devices import (communication_options, op_determinism_enabled, resolved_steps_per_execution,
                          use_granted_gpus)
-from cnn.keras_compat import keras, layers
-from cnn.model import build_model, learning_rate_at
-from cnn.model_io import save_model, MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR
-from cnn.pipeline import evaluation_dataset, training_dataset
+from cnn.epoch import run_epoch, stop_reason
+from cnn.keras_compat import keras
+from cnn.model import build_model
+from cnn.model_io import MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR, save_model
+from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
+from cnn.sweep_results import STOP_DIVERGED, STOP_TARGET
 
-STOP_TARGET = "target_accuracy"
-STOP_DIVERGED = "diverged"
-STOP_MAX_EPOCHS = "max_epochs"
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -80,70 +77,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
 
     for epoch in range(state["epochs_done"], config.epochs):
-        metrics = _run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set)
-        metrics["stop_reason"] = _stop_reason(metrics, config)
+        metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set),
+                   "node_id": ray.get_runtime_context().get_node_id()}
+        metrics["stop_reason"] = stop_reason(metrics, config)
         state = {"epochs_done": epoch + 1, "stop_reason": metrics["stop_reason"],
                  "history": state["history"] + [metrics], "config": config.to_dict(),
                  "resumed_after_epochs": resumed}
         _save_and_report(model, resume, state, metrics, rank, devices)
         if metrics["stop_reason"]:
             break
-
-
-def _run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Dataset,
-               config: TrainConfig, epoch: int, steps: int,
-               val_set: tf.data.Dataset | None, test_set: tf.data.Dataset) -> dict[str, Any]:
-    def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        layout = ReplicaLayout(context.num_input_pipelines,
-                               context.num_replicas_in_sync // context.num_input_pipelines)
-        return training_dataset(data.x_train, data.y_train, config, epoch, layout, context.input_pipeline_id)
-
-    rate = learning_rate_at(config, steps, epoch * steps)  # the rate this epoch starts with
-    fit_started_at, started = time.time(), time.perf_counter()
-    history = model.fit(strategy.distribute_datasets_from_function(shard), epochs=epoch + 1,
-                        initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
-    train_seconds = time.perf_counter() - started
-    average_batch_norm_statistics(model)
-    nan = float("nan")
-    val = model.evaluate(val_set, return_dict=True, verbose=0) if val_set else {"loss": nan, "accuracy": nan}
-    test = model.evaluate(test_set, return_dict=True, verbose=0)
-    return {
-        "epoch": epoch + 1,
-        "train_loss": float(history.history["loss"][-1]),
-        "train_accuracy": float(history.history["accuracy"][-1]),
-        "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
-        "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-        "train_seconds": train_seconds,
-        "epoch_seconds": time.perf_counter() - started,
-        "images_per_second": steps * config.batch_size / train_seconds,
-        "global_batch_size": config.batch_size, "learning_rate": rate,
-        "fit_started_at": fit_started_at,  # wall clock, for launch-to-first-step figures
-        "node_id": ray.get_runtime_context().get_node_id(),
-    }
-
-
-def average_batch_norm_statistics(model: keras.Model) -> None:
-    """Give every worker the mean of the workers' BatchNorm moving statistics.
-
-    BatchNorm here is not synchronised: each worker updates its moving mean and variance from
-    its own shard. The saved model holds their mean (reading these ON_READ variables averages
-    them), so without this each worker would evaluate its shard with different statistics than
-    the model that is saved and reported. One small all-reduce per BN variable per epoch.
-    """
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            for variable in (layer.moving_mean, layer.moving_variance):
-                variable.assign(variable.read_value())
-
-
-def _stop_reason(metrics: dict[str, Any], config: TrainConfig) -> str:
-    if not math.isfinite(metrics["train_loss"]):
-        return STOP_DIVERGED
-    if metrics["train_accuracy"] >= config.target_accuracy:
-        return STOP_TARGET
-    if metrics["epoch"] >= config.epochs:
-        return STOP_MAX_EPOCHS
-    return ""
 
 
 def _restore(resume: tf.train.Checkpoint) -> dict[str, Any]:
