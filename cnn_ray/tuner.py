@@ -3,7 +3,8 @@
 Layout of an experiment folder (<storage>/<name>):
     <trial folders>/        Tune's per-trial results, params and TensorBoard events
     train_runs/<trial_id>/  the Train run of each trial, with its checkpoints
-    trials.csv, epochs.csv, sweep.json   written when the sweep ends (cnn.sweep_results)
+    sweep.json              written when the sweep starts ("state": "running"), completed when it ends
+    trials.csv, epochs.csv  written when the sweep ends (cnn_ray.run_record, cnn.sweep_results)
 """
 
 from __future__ import annotations
