@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import REPO, median, print_table, write_record
+if not __package__:  # run as a file (python bench/gpu_check.py): this checkout first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, median, print_table, write_record  # noqa: E402
 
 CIFAR_SHAPE = (32, 32, 3)
 
@@ -200,10 +203,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON record (default: bench/results/gpu_check.json)")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO / "jobs"))
-    from cli_common import connect_ray
-
     import ray
+
+    from jobs.cli_common import connect_ray
 
     connect_ray()
     cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}

@@ -17,12 +17,17 @@ import dataclasses
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
-from cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable, check_storage_writable,
-                        config_from_args, connect_ray, fail, load_data, print_block, storage_path)
+if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings
+from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable,  # noqa: E402
+                             check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
+                             storage_path)
+
+from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings  # noqa: E402
 
 EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
 
@@ -86,6 +91,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     args = parse_args(argv)
     settings = settings_from_args(args)
     root = storage_path(args.storage_path)
@@ -214,5 +220,4 @@ def _print_leaderboard(trials_csv: str) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     main()

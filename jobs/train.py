@@ -7,10 +7,16 @@ lives at <storage-path>/<name>; running again with the same --name resumes it.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable, check_storage_writable,
-                        config_from_args, connect_ray, fail, load_data, print_block, storage_path)
+if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable,  # noqa: E402
+                             check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
+                             storage_path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

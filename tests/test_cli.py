@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,13 +13,21 @@ from cnn.config import TrainConfig
 from sweep_checks import REPO, job_env
 
 
-@pytest.mark.parametrize("command", [["jobs/sweep.py"], ["jobs/train.py"], ["-m", "analysis"]])
-def test_help_prints_and_exits_zero(command, data_dir):
-    shown = subprocess.run([sys.executable, *command, "--help"], cwd=REPO, env=job_env(data_dir),
+BIN = Path(sys.executable).parent  # the console scripts pyproject.toml installs beside the interpreter
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "jobs/sweep.py"], [sys.executable, "jobs/train.py"],
+                                     [sys.executable, "-m", "analysis"], [str(BIN / "cnn-sweep")],
+                                     [str(BIN / "cnn-train")], [str(BIN / "cnn-report")]],
+                         ids=lambda command: " ".join(Path(c).name for c in command))
+def test_help_prints_and_exits_zero(command, data_dir, tmp_path):
+    # The console scripts run from another folder: they must not need the checkout as the working directory.
+    cwd = REPO if command[0] == sys.executable else tmp_path
+    shown = subprocess.run([*command, "--help"], cwd=cwd, env=job_env(data_dir),
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.startswith("usage:")
-    if command[0].startswith("jobs/"):
+    if any(part in " ".join(command) for part in ("jobs/", "cnn-sweep", "cnn-train")):
         text = " ".join(shown.stdout.split())  # argparse wraps lines
         for field in dataclasses.fields(TrainConfig):
             assert f"--{field.name.replace('_', '-')}" in text

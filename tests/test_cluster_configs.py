@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import re
 import shlex
@@ -77,21 +76,11 @@ def rayjob() -> dict[str, Any]:
     return documents[0]
 
 
-@functools.cache
 def sweep_cli():
-    """jobs/sweep.py as a module, to parse the commands the cluster files run."""
-    jobs = str(REPO / "jobs")
-    added = jobs not in sys.path
-    if added:
-        sys.path.insert(0, jobs)  # for its `from cli_common import ...`
-    try:
-        spec = importlib.util.spec_from_file_location("cluster_test_sweep_cli", REPO / "jobs" / "sweep.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if added:
-            sys.path.remove(jobs)
-    return module
+    """jobs/sweep.py, to parse the commands the cluster files run."""
+    from jobs import sweep
+
+    return sweep
 
 
 def parse_sweep_command(command: str):

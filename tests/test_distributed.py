@@ -5,7 +5,6 @@ import pytest
 from cnn.config import TrainConfig
 from cnn.data import load_dataset
 from cnn.model_io import load_model, load_state, load_worker_records
-from sweep_checks import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -113,18 +112,8 @@ def test_a_worker_granted_a_gpu_it_cannot_see_fails_with_one_line_naming_its_nod
 def test_the_gpu_check_script_runs_its_cases_on_this_clusters_cpus(local_ray, tmp_path, capsys):
     """bench/gpu_check.py cannot be measured here, but its path can be run: a real Train run
     of the worker loop on synthetic data, summarised from the run's own worker records."""
-    import importlib.util
-    import sys
+    from bench import gpu_check
 
-    bench = str(REPO / "bench")
-    sys.path.insert(0, bench)
-    try:
-        spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
-        gpu_check = importlib.util.module_from_spec(spec)
-        sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up while it loads
-        spec.loader.exec_module(gpu_check)
-    finally:
-        sys.path.remove(bench)
     # Run as a script it is __main__, which Ray ships by value; imported here it must be told to.
     local_ray.cloudpickle.register_pickle_by_value(gpu_check)
     cases = [case for case in gpu_check.cpu_cases() if case.workers == 2]

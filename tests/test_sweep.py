@@ -16,7 +16,6 @@ from ray_cluster import head_node as start_head, token_env
 from sweep_checks import REPO, check_tables, finished_and_next_started, job_env, run_sweep, wait_until
 
 pytestmark = pytest.mark.slow
-sys.path.insert(0, str(REPO / "jobs"))
 
 
 def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data_dir, tmp_path):
@@ -48,7 +47,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
     import ray
     from ray.util.state import list_placement_groups
 
-    import sweep as sweep_job
+    from jobs import sweep as sweep_job
 
     with start_head(token_env(data_dir, tmp_path), num_cpus=1):  # the other Ray instance
         sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
