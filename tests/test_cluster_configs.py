@@ -424,9 +424,10 @@ def test_the_image_is_the_pinned_ray_with_the_project_at_its_pins():
     assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in env
     workdir = [args for kind, args in instructions if kind == "WORKDIR"]
     assert workdir == ["/home/ray/cnn-sweep"]
-    copied = " ".join(args for kind, args in instructions if kind == "COPY")
-    for needed in ("constraints.txt", "pyproject.toml", "cnn", "analysis", "jobs"):
-        assert needed in copied
+    copied = {source for kind, args in instructions if kind == "COPY" for source in args.split()[1:-1]}  # after --chown
+    packages = {pattern.rstrip("*") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    for needed in {"constraints.txt", "pyproject.toml", *packages}:
+        assert needed in copied, f"the image lacks {needed}: every installed package and the lock must be copied"
 
 
 def test_the_lock_pins_every_cuda_wheel_of_the_gpu_extra():
