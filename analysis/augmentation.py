@@ -21,8 +21,8 @@ from analysis.results import Experiment, augment_strength, seed_text
 
 TITLE = "8. The augmentation effect"
 # What else must be equal for an off/on pair to differ in augmentation only.
-PAIR_KEYS = (*(k for k in SWEPT_KEYS if k != "augment_strength"), "config_l2_conv", "config_l2_dense",
-             "config_dropout_conv", "config_dropout_dense", "config_learning_rate", "config_batch_size", "config_seed")
+PAIR_KEYS = (*(k for k in SWEPT_KEYS if k != "augment_strength"), "config_learning_rate", "config_batch_size",
+             "config_seed")
 
 
 def with_common_epoch(trials: pd.DataFrame, epochs: pd.DataFrame) -> tuple[pd.DataFrame, int | None]:
@@ -115,7 +115,7 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
         parts.append(page.table(
             ["L2 (conv)", "off: trial", "epochs", "best val", "test", "gap", "on: trial", "epochs", "best val",
              "test", "gap", f"val at epoch {common}: off", "on"],
-            [[page.num(_l2(off)), off["trial_id"], page.integer(off["epochs_run"]),
+            [[page.num(off["l2_conv"]), off["trial_id"], page.integer(off["epochs_run"]),
               page.pct(off["best_val_accuracy"]), page.pct(off["best_test_accuracy"]), page.points(off["final_gap"]),
               on["trial_id"], page.integer(on["epochs_run"]), page.pct(on["best_val_accuracy"]),
               page.pct(on["best_test_accuracy"]), page.points(on["final_gap"]), page.pct(off["common_val_accuracy"]),
@@ -145,8 +145,6 @@ def better(a: float, b: float) -> str:
     return "higher" if a > b else "lower" if a < b else "the same"
 
 
-def _l2(trial: pd.Series) -> float:
-    return trial["l2_conv"] if "l2_conv" in trial.index else trial.get("config_l2_conv", np.nan)
 
 
 def _range(row: dict[str, Any]) -> str:

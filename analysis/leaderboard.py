@@ -11,17 +11,15 @@ from cnn.sweep_results import SWEPT_KEYS
 
 from analysis import page
 from analysis.page import Section
-from analysis.results import Experiment
+from analysis.results import Experiment, swept_hyperparameters
 
 # Validation first (it ranks), then test and train, so they stay in view on a laptop screen.
 ACCURACIES = ("best_val_accuracy", "best_test_accuracy", "best_train_accuracy")
 
 
 def hyperparameter_columns(trials: pd.DataFrame) -> list[str]:
-    """The sampled hyperparameters if the table has them, else the resolved config values."""
-    sampled = [k for k in SWEPT_KEYS if k in trials.columns]
-    return sampled or [c for c in ("config_l2_conv", "config_l2_dense", "config_dropout_conv",
-                                   "config_dropout_dense", "config_augment") if c in trials.columns]
+    """The knobs the sweep varied; every swept knob the table has when none varied (a one-trial sweep)."""
+    return swept_hyperparameters(trials) or [k for k in SWEPT_KEYS if k in trials.columns]
 
 
 def section(experiment: Experiment, out: Path) -> Section:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn.sweep_results import (EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
+from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
                                SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
 
 from analysis import storage
@@ -24,11 +24,10 @@ from analysis import storage
 STATUSES = (STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED)
 TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status",
                 "worker_node_ids", "resumed_after_epochs")
-CONFIG_NUMERIC = ("config_l2_conv", "config_l2_dense", "config_dropout_conv", "config_dropout_dense",
-                  "config_learning_rate", "config_batch_size", "config_seed")
+CONFIG_NUMERIC = ("config_learning_rate", "config_batch_size", "config_seed")
 TRIAL_NUMERIC = ("epochs_run", "max_epochs", "best_epoch", "wall_seconds", *SWEPT_KEYS, *CONFIG_NUMERIC,
                  *(f"{when}_{metric}" for when in ("final", "best") for metric in METRICS))
-EPOCH_NUMERIC = ("epoch", *METRICS, "train_seconds", "epoch_seconds", "images_per_second")
+EPOCH_NUMERIC = tuple(c for c in EPOCH_COLUMNS if c not in ("trial_id", "node_id"))
 
 
 @dataclass(frozen=True)
@@ -138,12 +137,10 @@ def swept_hyperparameters(trials: pd.DataFrame) -> list[str]:
 
 
 def augment_strength(trials: pd.DataFrame) -> pd.Series:
-    """Augmentation strength per trial: the swept value, else 1/0 from config_augment (NaN if unknown)."""
-    strength = trials["augment_strength"] if "augment_strength" in trials.columns else pd.Series(
-        np.nan, index=trials.index)
-    if "config_augment" in trials.columns:
-        strength = strength.fillna(trials["config_augment"])
-    return strength.astype(float)
+    """Augmentation strength per trial (0 = off; NaN if the table does not say)."""
+    if "augment_strength" not in trials.columns:
+        return pd.Series(np.nan, index=trials.index)
+    return trials["augment_strength"].astype(float)
 
 
 def augmentation_label(strength: float) -> str:

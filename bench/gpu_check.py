@@ -106,7 +106,8 @@ def run_case(case: Case, data_ref, storage: str, epochs: int, batch_size: int,
     @ray.remote(num_cpus=0)
     def fit(name: str) -> str:
         from cnn.config import TrainConfig
-        from cnn_ray.trainer import WorkerResources, make_trainer
+        from cnn.replicas import WorkerResources
+        from cnn_ray.trainer import make_trainer
 
         config = TrainConfig(dataset="synthetic", epochs=epochs, batch_size=batch_size, target_accuracy=1.0,
                              **case.changes)
@@ -122,9 +123,9 @@ def run_case(case: Case, data_ref, storage: str, epochs: int, batch_size: int,
 
 
 def summarise(case: Case, checkpoints: list[str], wall: float, batch_size: int) -> dict[str, Any]:
-    from cnn.model_io import load_state, load_worker_records
+    from cnn.checkpoint_state import CheckpointState, read_worker_records
 
-    runs = [(load_state(path)["history"], load_worker_records(path)) for path in checkpoints]
+    runs = [(list(CheckpointState.read(path).history), read_worker_records(path)) for path in checkpoints]
     steady = [row for history, _ in runs for row in history[1:]] or [row for history, _ in runs for row in history]
     per_run = median([row["images_per_second"] for row in steady])
     devices = runs[0][1][0]["devices"]

@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import REPO, median, print_table, write_record  # noqa: E402
 from runs import latest_history  # noqa: E402
 
-SAMPLE = {"l2": 1e-4, "augment_strength": 1.0}
+SAMPLE = {"l2_conv": 1e-4, "l2_dense": 1e-4, "augment_strength": 1.0}
 
 
 def main() -> None:
@@ -101,37 +101,37 @@ def _plain_run(args: argparse.Namespace) -> list[float]:
 
 
 def _plain_keras(args: argparse.Namespace) -> list[float]:
-    """Images/s of every epoch but the first, keras fit in this process, epoch by epoch like cnn_ray.worker_loop."""
-    from cnn.config import TrainConfig
+    """Images/s of every epoch but the first: the workers' own epoch (cnn.epoch.run_epoch) in this
+    process, without Ray, under TensorFlow's default strategy (one replica)."""
+    import tensorflow as tf
+
     from cnn.data import load_dataset
+    from cnn.epoch import run_epoch
     from cnn.keras_compat import keras
     from cnn.model import build_model
-    from cnn.pipeline import training_dataset
+    from cnn.pipeline import evaluation_dataset
     from cnn.replicas import ReplicaLayout
     from cnn.sweep_settings import PRESETS
-    from cnn_ray.search_space import trial_config
 
     base = PRESETS["smoke"].base.replace(dataset=args.dataset, limit=args.limit, test_limit=500, epochs=args.epochs,
                                          batch_size=args.batch_size, bn_momentum=0.99, target_accuracy=1.0)
-    config: TrainConfig = trial_config(base, SAMPLE)
+    config = PRESETS["smoke"].replace(base=base, workers_per_trial=1).trial_config(SAMPLE)
     data = load_dataset(config.dataset, data_dir=args.data_dir, limit=config.limit, test_limit=config.test_limit)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, data.input_shape, data.num_classes)
     steps = ReplicaLayout().steps_per_epoch(len(data.x_train), config.batch_size)
-    rates = []
-    for epoch in range(config.epochs):
-        dataset = training_dataset(data.x_train, data.y_train, config, epoch)
-        started = time.perf_counter()
-        model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, verbose=0)
-        rates.append(steps * config.batch_size / (time.perf_counter() - started))
-    return rates[1:]
+    model = build_model(config, data.input_shape, data.num_classes, steps)
+    val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size)
+    test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
+    strategy = tf.distribute.get_strategy()
+    return [run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set)["images_per_second"]
+            for epoch in range(config.epochs)][1:]
 
 
 def _ray_trial(flags: list[str], cpus: int, data_dir: str | None) -> tuple[list[float], float]:
     """(images/s of every epoch but the first, seconds from launch to the first epoch's start) of one trial."""
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as storage:
         command = [sys.executable, "jobs/sweep.py", "--preset", "smoke", "--storage-path", storage, "--name", "b",
-                   "--grid-l2", str(SAMPLE["l2"]), "--grid-augment-strength", str(SAMPLE["augment_strength"]),
+                   "--grid-l2", str(SAMPLE["l2_conv"]), "--grid-augment-strength", str(SAMPLE["augment_strength"]),
                    "--workers-per-trial", "1", "--cpus-per-worker", str(cpus), "--scheduler", "fifo", *flags]
         if data_dir:
             command += ["--data-dir", data_dir]

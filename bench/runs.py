@@ -29,4 +29,4 @@ def latest_history(run: Path) -> list[dict[str, Any]]:
     states = [state for _, state in checkpoint_states(str(run))]
     if not states:
         raise SystemExit(f"error: no checkpoint with a state.json under {run}")
-    return max(states, key=lambda s: s["epochs_done"])["history"]
+    return list(max(states, key=lambda s: s.epochs_done).history)

@@ -77,7 +77,7 @@ def _sweep(scheduler: str, args: argparse.Namespace) -> dict:
             raise SystemExit(f"error: the {scheduler} sweep failed:\n{done.stderr[-3000:]}")
         trials = pd.read_csv(Path(storage) / scheduler / "trials.csv")
     best = trials.iloc[0]  # ranked by best validation accuracy
-    columns = ["config_l2_conv", "config_l2_dense", "config_dropout_conv", "config_dropout_dense", "augment_strength"]
+    columns = ["l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength"]
     return {"trial_epochs": int(trials["epochs_run"].sum()),
             "epochs_run_per_trial": sorted(int(e) for e in trials["epochs_run"]), "best_val_accuracy": float(best["best_val_accuracy"]),
             "test_of_best": float(best["best_test_accuracy"]),

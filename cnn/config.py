@@ -16,6 +16,8 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 COMMUNICATIONS = ("auto", "nccl", "ring")
+# The ranges augment_strength scales: strength 1 is the original study's augmentation, 0 none.
+AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
 
 
 def _knob(default: Any, help: str, low: float | None = None, high: float | None = None,
@@ -132,6 +134,19 @@ class TrainConfig:
             return self
         return self.replace(batch_size=self.batch_size * replicas, learning_rate=self.learning_rate * replicas,
                             scale_with_workers=False)
+
+    def with_augment_strength(self, strength: float) -> "TrainConfig":
+        """The original study's augmentation ranges scaled by `strength` (0 switches augmentation off)."""
+        defaults = TrainConfig()
+        return self.replace(augment=strength > 0,
+                            **{key: getattr(defaults, key) * strength for key in AUGMENT_RANGES})
+
+    @property
+    def augment_strength(self) -> float:
+        """The inverse of with_augment_strength: 0 when off, else the rotation range over the study's."""
+        if not self.augment:
+            return 0.0
+        return round(self.rotation_degrees / TrainConfig().rotation_degrees, 9)
 
     @property
     def train_images(self) -> str:

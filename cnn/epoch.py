@@ -18,7 +18,7 @@ from cnn.keras_compat import keras, layers
 from cnn.model import learning_rate_at
 from cnn.pipeline import training_dataset
 from cnn.replicas import ReplicaLayout
-from cnn.sweep_results import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
+from cnn.checkpoint_state import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
 
 
 def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Dataset,

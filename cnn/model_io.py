@@ -1,18 +1,12 @@
-"""What a checkpoint folder holds, and loading a trained model back from one."""
+"""Writing a model into a checkpoint folder and loading it back (the folder's layout: cnn.checkpoint_state)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from cnn import device_augment  # noqa: F401  registers RandomAffine, which saved models may contain
+from cnn.checkpoint_state import MODEL_FILE
 from cnn.keras_compat import keras
-
-MODEL_FILE = "model.keras"        # the model alone, for analysis and inference
-RESUME_PREFIX = "resume/state"    # tf.train.Checkpoint of model + optimizer, for resuming
-STATE_FILE = "state.json"         # epochs done, stop reason, metric history, config
-WORKERS_DIR = "workers"           # one JSON per worker: node, host, weight fingerprint
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
@@ -35,14 +29,3 @@ def load_model(checkpoint_dir: str | Path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"no {MODEL_FILE} in checkpoint folder {checkpoint_dir}")
     return keras.models.load_model(path)
-
-
-def load_state(checkpoint_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(checkpoint_dir) / STATE_FILE).read_text())
-
-
-def load_worker_records(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
-    """One record per training worker, ordered by rank."""
-    files = sorted((Path(checkpoint_dir) / WORKERS_DIR).glob("rank*.json"),
-                   key=lambda p: int(p.stem.removeprefix("rank")))
-    return [json.loads(p.read_text()) for p in files]

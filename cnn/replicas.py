@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cnn.config import TrainConfig
+
 
 @dataclass(frozen=True)
 class ReplicaLayout:
@@ -56,6 +58,40 @@ class ReplicaLayout:
     def describe(self) -> str:
         return (f"{self.workers} worker(s) x {self.replicas_per_worker} replica(s) each = "
                 f"{self.replicas_in_sync} replica(s)")
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """How one training run is spread: N workers, each with these CPUs and GPUs (a replica per whole
+    GPU). Checked here, once, wherever the values come from (jobs/train.py's flags, a sweep's settings)."""
+
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ValueError(f"workers={self.num_workers} is out of range; allowed: >= 1")
+        if not self.cpus_per_worker > 0:
+            raise ValueError(f"cpus_per_worker={self.cpus_per_worker} is out of range; allowed: > 0")
+        problem = gpu_request_problem(self.num_workers, self.gpus_per_worker)
+        if problem:
+            raise ValueError(problem)
+
+    def layout(self) -> ReplicaLayout:
+        return ReplicaLayout.for_resources(self.num_workers, self.gpus_per_worker)
+
+    def per_worker(self) -> dict[str, float]:
+        """Ray resources of one worker (no GPU key without GPUs)."""
+        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.gpus_per_worker else {})}
+
+    def total(self) -> dict[str, float]:
+        return {"CPU": self.num_workers * self.cpus_per_worker, "GPU": self.num_workers * self.gpus_per_worker}
+
+    def check_batch(self, config: TrainConfig) -> None:
+        """Raise ValueError if config's global batch does not split evenly over these replicas."""
+        if not config.scale_with_workers:
+            self.layout().per_replica_batch_size(config.batch_size)
 
 
 def replicas_per_worker(gpus_per_worker: float) -> int:

@@ -14,15 +14,20 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
-from cnn.model_io import STATE_FILE, WORKERS_DIR
+from cnn.config import TrainConfig
+from cnn.checkpoint_state import STATE_FILE, STOP_DIVERGED, WORKERS_DIR, CheckpointState
 
-# The hyperparameters a sweep varies, as trials.csv names them (cnn_ray.search_space samples them).
+# The hyperparameters a sweep varies: trials.csv has a column of each, named as the knob
+# (cnn_ray.search_space samples them; augment_strength scales TrainConfig.AUGMENT_RANGES).
 SWEPT_KEYS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength")
-# Why a training run stopped (cnn.epoch decides; stored in state.json and trials.csv).
-STOP_TARGET, STOP_DIVERGED, STOP_MAX_EPOCHS = "target_accuracy", "diverged", "max_epochs"
+# Knobs a sweep holds fixed that trials.csv still records per trial, as config_<knob>.
+CONFIG_KEYS = ("augment", "learning_rate", "lr_schedule", "batch_size", "seed")
 TRAIN_RUNS_DIR = "train_runs"  # <experiment>/train_runs/<trial_id>/: each trial's Ray Train run
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+# epochs.csv: one row per trial-epoch, from the history the worker stored (cnn.epoch.run_epoch's row).
+EPOCH_COLUMNS = ("trial_id", "epoch", *METRICS, "train_seconds", "epoch_seconds", "images_per_second",
+                 "learning_rate", "global_batch_size", "node_id")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
 
 
@@ -54,13 +59,13 @@ def list_folders(uri: str, prefix: str = "") -> list[str]:
                   if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix))
 
 
-def checkpoint_states(run_uri: str) -> list[tuple[str, dict[str, Any]]]:
-    """(checkpoint folder, its state.json) for every checkpoint a Train run kept."""
+def checkpoint_states(run_uri: str) -> list[tuple[str, CheckpointState]]:
+    """(checkpoint folder, its state) for every checkpoint a Train run kept."""
     states = []
     for folder in list_folders(run_uri, prefix="checkpoint_"):
         try:
-            states.append((folder, json.loads(read_text(f"{folder}/{STATE_FILE}"))))
-        except (OSError, FileNotFoundError, json.JSONDecodeError):
+            states.append((folder, CheckpointState.from_json(read_text(f"{folder}/{STATE_FILE}"))))
+        except (OSError, FileNotFoundError, ValueError, TypeError):
             continue  # a checkpoint cut short by a crash: skip it, the others still count
     return states
 
@@ -76,36 +81,24 @@ def worker_node_ids(checkpoint_uri: str) -> list[str]:
     return [r["node_id"] for r in sorted(records, key=lambda r: r["rank"])]
 
 
-def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], run_uri: str,
+def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, run_uri: str,
                last_metrics: dict[str, Any], error: str | None, max_epochs: int
                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One trials.csv row and its epochs.csv rows."""
+    """One trials.csv row and its epochs.csv rows. The knobs are the ones the trial trained with, as its
+    checkpoints store them (with --scale-with-workers, the scaled batch and learning rate); `requested`
+    (the base config with the trial's sample applied) only for a trial that never reached a checkpoint."""
     states = checkpoint_states(run_uri)
-    latest = max(states, key=lambda s: s[1]["epochs_done"], default=None)
-    history = latest[1]["history"] if latest else []
-    best = max(states, key=lambda s: _score(s[1]["history"][-1]), default=None)
-    epochs = [{"trial_id": trial_id, **{k: row.get(k) for k in ("epoch", *METRICS, "train_seconds",
-                                                                  "epoch_seconds", "images_per_second", "node_id")}}
-              for row in history]
-    stop_reason = history[-1]["stop_reason"] if history else ""
-    if error:
-        status, stop_reason = STATUS_FAILED, f"error: {error}"
-    elif stop_reason == STOP_DIVERGED:
-        status, stop_reason = STATUS_FAILED, "diverged: training loss became NaN or infinite"
-    elif stop_reason:
-        status = STATUS_FINISHED
-    else:
-        status, stop_reason = STATUS_STOPPED, "stopped by scheduler"
+    latest = max(states, key=lambda s: s[1].epochs_done, default=None)
+    history = list(latest[1].history) if latest else []
+    best = max(states, key=lambda s: _score(s[1].history[-1]) if s[1].history else -1.0, default=None)
+    trained = TrainConfig.from_dict(latest[1].config) if latest and latest[1].config else requested
+    epochs = [{"trial_id": trial_id, **{k: row.get(k) for k in EPOCH_COLUMNS[1:]}} for row in history]
+    status, stop_reason = _status(history[-1]["stop_reason"] if history else "", error)
     row: dict[str, Any] = {"trial_id": trial_id, "status": status, "stop_reason": stop_reason,
                            "epochs_run": len(history), "max_epochs": max_epochs}
-    row.update({k: sample.get(k) for k in SWEPT_KEYS if k in sample})
-    if "l2" in sample:
-        row["l2_conv"] = row["l2_dense"] = sample["l2"]
-    row.update({f"config_{k}": config[k] for k in ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
-                                                   "augment", "learning_rate", "lr_schedule", "batch_size",
-                                                   "seed") if k in config})
+    row.update(knob_values(trained, sample))
     final = history[-1] if history else {}
-    best_row = best[1]["history"][-1] if best else {}
+    best_row = best[1].history[-1] if best and best[1].history else {}
     row.update({f"final_{k}": final.get(k) for k in METRICS})
     row["best_epoch"] = best_row.get("epoch")
     row.update({f"best_{k}": best_row.get(k) for k in METRICS})
@@ -114,8 +107,27 @@ def trial_rows(trial_id: str, sample: dict[str, Any], config: dict[str, Any], ru
     row["latest_checkpoint"] = latest[0] if latest else ""
     row["worker_node_ids"] = ";".join(worker_node_ids(latest[0])) if latest else ""
     # Epochs after which a restarted worker group resumed from the checkpoint (Ray Train's FailureConfig).
-    row["resumed_after_epochs"] = ";".join(str(e) for e in latest[1].get("resumed_after_epochs", [])) if latest else ""
+    row["resumed_after_epochs"] = ";".join(str(e) for e in latest[1].resumed_after_epochs) if latest else ""
     return row, epochs
+
+
+def knob_values(config: TrainConfig, sample: dict[str, Any]) -> dict[str, Any]:
+    """A trial's columns for its knobs: every swept knob under its own name, the rest as config_<name>.
+    augment_strength is the searched value when the search chose one (it is not a config field)."""
+    values: dict[str, Any] = {key: getattr(config, key) for key in SWEPT_KEYS if key != "augment_strength"}
+    values["augment_strength"] = sample.get("augment_strength", config.augment_strength)
+    values.update({f"config_{key}": getattr(config, key) for key in CONFIG_KEYS})
+    return values
+
+
+def _status(stop_reason: str, error: str | None) -> tuple[str, str]:
+    if error:
+        return STATUS_FAILED, f"error: {error}"
+    if stop_reason == STOP_DIVERGED:
+        return STATUS_FAILED, "diverged: training loss became NaN or infinite"
+    if stop_reason:
+        return STATUS_FINISHED, stop_reason
+    return STATUS_STOPPED, "stopped by scheduler"
 
 
 def _score(row: dict[str, Any]) -> float:
@@ -128,8 +140,7 @@ def tables_text(trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> t
     trials_frame = pd.DataFrame(trials)
     if len(trials_frame):
         trials_frame = trials_frame.sort_values("best_val_accuracy", ascending=False, na_position="last")
-    epochs_frame = pd.DataFrame(epochs, columns=["trial_id", "epoch", *METRICS, "train_seconds",
-                                                 "epoch_seconds", "images_per_second", "node_id"])
+    epochs_frame = pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS))
     return trials_frame.to_csv(index=False), epochs_frame.to_csv(index=False)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn.config import TrainConfig
-from cnn.replicas import ReplicaLayout, gpu_request_problem
+from cnn.replicas import WorkerResources
 
 SEARCH_MODES = ("random", "grid")
 SCHEDULERS = ("asha", "fifo")
@@ -39,10 +39,8 @@ class SweepSettings:
         _check(self.search in SEARCH_MODES, "search", self.search, f"one of {', '.join(SEARCH_MODES)}")
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         _check(self.num_samples >= 1, "num_samples", self.num_samples, ">= 1")
-        _check(self.workers_per_trial >= 1, "workers_per_trial", self.workers_per_trial, ">= 1")
-        _check(self.cpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker, "> 0")
-        _check(self.gpus_per_worker == AUTO or (isinstance(self.gpus_per_worker, (int, float))
-               and self.gpus_per_worker >= 0), "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
+        _check(self.gpus_per_worker == AUTO or isinstance(self.gpus_per_worker, (int, float)),
+               "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
         _check(1 <= self.grace_period <= self.base.epochs, "grace_period", self.grace_period,
                f"[1, epochs={self.base.epochs}]")
         _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, ">= 2")
@@ -52,15 +50,44 @@ class SweepSettings:
                "one or more values >= 0")
         _check(all(0 <= v <= 2 for v in self.grid_augment_strength) and len(self.grid_augment_strength) > 0,
                "grid_augment_strength", self.grid_augment_strength, "one or more values in [0, 2]")
-        if self.gpus_per_worker != AUTO:
-            problem = gpu_request_problem(self.workers_per_trial, float(self.gpus_per_worker))
-            if problem:
-                raise ValueError(problem)
-        # auto gives at most 1 GPU per worker, so one replica per worker, as on CPUs
-        layout = ReplicaLayout.for_resources(self.workers_per_trial,
-                                             0.0 if self.gpus_per_worker == AUTO else float(self.gpus_per_worker))
-        if not self.base.scale_with_workers:
-            layout.per_replica_batch_size(self.base.batch_size)  # raises if the batch does not split evenly
+        self.resources_for(cluster_gpus=0.0).check_batch(self.base)  # the resource rules: cnn.replicas
+
+    def resources_for(self, cluster_gpus: float) -> WorkerResources:
+        """Each trial's workers on a cluster with this many GPUs: auto is 1 GPU per worker if it has
+        any (so one replica per worker, as on CPUs), else none."""
+        gpus = self.gpus_per_worker
+        if gpus == AUTO:
+            gpus = 1.0 if cluster_gpus >= 1 else 0.0
+        return WorkerResources(self.workers_per_trial, self.cpus_per_worker, float(gpus))
+
+    @property
+    def tied_knobs(self) -> dict[str, str]:
+        """Knobs that take another knob's sampled value: the grid is the original study's L2
+        experiment, one strength on conv and dense kernels alike."""
+        return {"l2_dense": "l2_conv"} if self.search == "grid" else {}
+
+    def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
+        """The base config with one trial's sampled values applied (augment_strength scales the
+        original study's augmentation ranges; every other key is a TrainConfig knob; tied knobs
+        follow theirs)."""
+        changes = {k: v for k, v in sample.items() if k != "augment_strength"}
+        changes.update({knob: changes[source] for knob, source in self.tied_knobs.items() if source in changes})
+        config = self.base.replace(**changes)
+        return config.with_augment_strength(float(sample["augment_strength"])) if "augment_strength" in sample \
+            else config
+
+    def num_trials(self) -> int:
+        return len(self.grid_l2) * len(self.grid_augment_strength) if self.search == "grid" else self.num_samples
+
+    def describe_search(self) -> dict[str, str]:
+        """The search space in words, for the printed plan and sweep.json."""
+        if self.search == "grid":
+            return {"l2_conv": f"grid {list(self.grid_l2)}", "l2_dense": "tied: the same value as l2_conv",
+                    "augment_strength": f"grid {list(self.grid_augment_strength)}"}
+        return {"l2_conv": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
+                "l2_dense": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
+                "dropout_conv": "uniform [0, 0.5]", "dropout_dense": "uniform [0, 0.6]",
+                "augment_strength": "choice 0 (off), 0.5, 1 (original study), 1.5"}
 
     def replace(self, **changes: Any) -> "SweepSettings":
         return dataclasses.replace(self, **changes)

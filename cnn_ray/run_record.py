@@ -16,8 +16,7 @@ from ray import tune
 from cnn.data import Dataset
 from cnn.sweep_results import SWEEP_JSON, TRAIN_RUNS_DIR, trial_rows, write_tables, write_text
 from cnn.sweep_settings import SweepSettings
-from cnn_ray.search_space import describe, trial_config
-from cnn_ray.trainer import WorkerResources
+from cnn.replicas import WorkerResources
 from cnn_ray.tuner import METRIC, MODE
 
 PACKAGES = ("ray", "tensorflow", "tf_keras", "numpy", "pandas", "matplotlib")
@@ -28,10 +27,10 @@ def collect_trials(experiment: str, settings: SweepSettings) -> tuple[list[dict]
     analysis = tune.ExperimentAnalysis(experiment, default_metric=METRIC, default_mode=MODE)
     trials, epochs = [], []
     for trial in analysis.trials:
-        sample = {k: v for k, v in (trial.config or {}).items()}
-        config = trial_config(settings.base, sample).to_dict()
+        sample = dict(trial.config or {})
         error = _first_line(trial.error_file) if trial.status == "ERROR" else None
-        row, rows = trial_rows(trial.trial_id, sample, config, f"{experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
+        row, rows = trial_rows(trial.trial_id, sample, settings.trial_config(sample),
+                               f"{experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
                                trial.last_result or {}, error, settings.base.epochs)
         row["tune_status"] = trial.status
         trials.append(row)
@@ -46,7 +45,7 @@ def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, floa
         "state": "running",
         "command": " ".join(["python", *argv]),
         "settings": settings.to_dict(),
-        "search_space": describe(settings),
+        "search_space": settings.describe_search(),
         "selection": f"trials ranked by best {METRIC} ({MODE}); test accuracy is reported, never used to choose",
         "dataset": {"name": data.name, "source": data.source, "class_names": data.class_names,
                     "train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test),

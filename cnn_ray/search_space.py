@@ -1,4 +1,5 @@
-"""The hyperparameters a sweep varies, as Ray Tune domains, and how a sample becomes a TrainConfig."""
+"""The hyperparameters a sweep varies, as Ray Tune domains (how a sample becomes a config:
+cnn.sweep_settings.SweepSettings.trial_config)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,15 @@ from typing import Any
 
 from ray import tune
 
-from cnn.config import TrainConfig
 from cnn.sweep_settings import SweepSettings
-
-# augment_strength scales the original study's augmentation; 0 switches it off.
-AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
 
 
 def param_space(settings: SweepSettings) -> dict[str, Any]:
     if settings.search == "grid":
-        return {"l2": tune.grid_search(list(settings.grid_l2)),
+        # The original study's L2 experiment: one strength on conv and dense kernels alike; l2_dense
+        # follows l2_conv (SweepSettings.tied_knobs). Not a tune.sample_from: Tune cannot resolve
+        # those in the trials it had not started when a sweep is resumed.
+        return {"l2_conv": tune.grid_search(list(settings.grid_l2)),
                 "augment_strength": tune.grid_search(list(settings.grid_augment_strength))}
     return {
         "l2_conv": tune.loguniform(1e-6, 1e-2),
@@ -32,35 +32,4 @@ def baseline_points(settings: SweepSettings) -> list[dict[str, Any]]:
         return []
     base = settings.base
     return [{"l2_conv": 0.0, "l2_dense": 0.0, "dropout_conv": base.dropout_conv,
-             "dropout_dense": base.dropout_dense, "augment_strength": 1.0 if base.augment else 0.0}]
-
-
-def trial_config(base: TrainConfig, sample: dict[str, Any]) -> TrainConfig:
-    """The base config with one trial's sampled values applied."""
-    changes = {k: v for k, v in sample.items() if k not in ("l2", "augment_strength")}
-    if "l2" in sample:
-        changes["l2_conv"] = changes["l2_dense"] = float(sample["l2"])
-    if "augment_strength" in sample:
-        strength = float(sample["augment_strength"])
-        defaults = TrainConfig()
-        changes["augment"] = strength > 0
-        for key in AUGMENT_RANGES:
-            changes[key] = getattr(defaults, key) * strength
-    return base.replace(**changes)
-
-
-def describe(settings: SweepSettings) -> dict[str, str]:
-    """The search space in words, for the printed plan and the stored sweep config."""
-    if settings.search == "grid":
-        return {"l2 (conv and dense)": f"grid {list(settings.grid_l2)}",
-                "augment_strength": f"grid {list(settings.grid_augment_strength)}"}
-    return {"l2_conv": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
-            "l2_dense": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
-            "dropout_conv": "uniform [0, 0.5]", "dropout_dense": "uniform [0, 0.6]",
-            "augment_strength": "choice 0 (off), 0.5, 1 (original study), 1.5"}
-
-
-def num_trials(settings: SweepSettings) -> int:
-    if settings.search == "grid":
-        return len(settings.grid_l2) * len(settings.grid_augment_strength)
-    return settings.num_samples
+             "dropout_dense": base.dropout_dense, "augment_strength": base.augment_strength}]

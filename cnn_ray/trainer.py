@@ -1,58 +1,45 @@
-"""Build the Ray Train `TensorflowTrainer` that runs `train_loop_per_worker` on N workers."""
+"""Build the Ray Train trainer that runs the training loop (cnn_ray.worker_loop) on N workers.
+
+This module and everything it imports stay free of TensorFlow: the trial drivers and Train
+controllers that use it sit on the head node, one per running trial. Only the training
+workers import TensorFlow, when `train_loop_per_worker` first runs in them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-from ray.train.tensorflow import TensorflowTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from cnn.config import TrainConfig
-from cnn.replicas import ReplicaLayout, gpu_request_problem
-from cnn_ray.worker_loop import train_loop_per_worker
+from cnn.replicas import WorkerResources
+from cnn_ray.tf_backend import TensorflowBackendConfig
 
 
-@dataclass(frozen=True)
-class WorkerResources:
-    """How one training run is spread: N workers, each with these CPUs and GPUs (a replica per whole GPU)."""
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """What every Train worker runs: loop_config holds "config" (a TrainConfig) and "data" (an ObjectRef)."""
+    from cnn_ray.worker_loop import run_worker  # TensorFlow: in the workers only
 
-    num_workers: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
+    run_worker(loop_config["config"], loop_config["data"])
 
-    def __post_init__(self) -> None:
-        if self.num_workers < 1:
-            raise ValueError(f"workers={self.num_workers} is out of range; allowed: >= 1")
-        if self.cpus_per_worker <= 0:
-            raise ValueError(f"cpus_per_worker={self.cpus_per_worker} is out of range; allowed: > 0")
-        problem = gpu_request_problem(self.num_workers, self.gpus_per_worker)
-        if problem:
-            raise ValueError(problem)
 
-    def scaling_config(self) -> ScalingConfig:
-        resources = {"CPU": self.cpus_per_worker}
-        if self.gpus_per_worker:
-            resources["GPU"] = self.gpus_per_worker
-        return ScalingConfig(num_workers=self.num_workers, use_gpu=self.gpus_per_worker > 0,
-                             resources_per_worker=resources)
-
-    def layout(self) -> ReplicaLayout:
-        return ReplicaLayout.for_resources(self.num_workers, self.gpus_per_worker)
-
-    def total(self) -> dict[str, float]:
-        return {"CPU": self.num_workers * self.cpus_per_worker,
-                "GPU": self.num_workers * self.gpus_per_worker}
+def scaling_config(resources: WorkerResources) -> ScalingConfig:
+    return ScalingConfig(num_workers=resources.num_workers, use_gpu=resources.gpus_per_worker > 0,
+                         resources_per_worker=resources.per_worker())
 
 
 def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: WorkerResources,
                  storage_path: str, name: str, max_failures: int = 2,
-                 callbacks: list | None = None) -> TensorflowTrainer:
-    """A trainer whose run lives at storage_path/name; an existing run there is resumed."""
-    return TensorflowTrainer(
+                 callbacks: list | None = None) -> DataParallelTrainer:
+    """A trainer whose run lives at storage_path/name; an existing run there is resumed.
+    Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py)."""
+    return DataParallelTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.to_dict(), "data": data_ref},
-        scaling_config=resources.scaling_config(),
+        train_loop_config={"config": config, "data": data_ref},
+        backend_config=TensorflowBackendConfig(),
+        scaling_config=scaling_config(resources),
         run_config=RunConfig(
             name=name,
             storage_path=storage_path,

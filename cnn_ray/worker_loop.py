@@ -1,4 +1,5 @@
-"""`train_loop_per_worker`: what every Ray Train worker runs, under MultiWorkerMirroredStrategy.
+"""What every Ray Train worker runs, under MultiWorkerMirroredStrategy (its entry point, free of
+TensorFlow, is cnn_ray.trainer.train_loop_per_worker).
 
 Each epoch: fit on this worker's shard, evaluate validation and test (sharded across
 workers, aggregated by Keras), save a checkpoint, report. A restarted worker group resumes
@@ -30,21 +31,19 @@ from cnn.devices import (communication_options, op_determinism_enabled, resolved
 from cnn.epoch import run_epoch, stop_reason
 from cnn.keras_compat import keras
 from cnn.model import build_model
-from cnn.model_io import MODEL_FILE, RESUME_PREFIX, STATE_FILE, WORKERS_DIR, save_model
+from cnn.checkpoint_state import MODEL_FILE, RESUME_PREFIX, WORKERS_DIR, CheckpointState
+from cnn.model_io import save_model
 from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
-from cnn.sweep_results import STOP_DIVERGED, STOP_TARGET
 
 
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Entry point for `TensorflowTrainer`: loop_config holds "config" (a dict) and "data" (an ObjectRef)."""
+def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef) -> None:
+    """Train `requested` on this worker's shard of the dataset in `data_ref`, reporting every epoch."""
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     # First, before any TensorFlow op: which GPUs this worker uses, with memory growth (cnn/devices.py).
     gpus = use_granted_gpus([str(i) for i in ray.get_gpu_ids()], where=_where(rank))
-    data: Dataset = ray.get(loop_config["data"])  # read once by the driver, shared via the object store
-    requested = TrainConfig.from_dict(loop_config["config"])
+    data: Dataset = ray.get(data_ref)  # read once by the driver, shared via the object store
     if requested.deterministic:
         tf.config.experimental.enable_op_determinism()
     if requested.precision == "mixed_float16" and not gpus:
@@ -69,36 +68,34 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
     resume = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     state = _restore(resume)
-    if state["stop_reason"] in (STOP_TARGET, STOP_DIVERGED):
+    if state.ended_for_good:
         return  # a run that already ended for good, restarted by Ray: nothing left to do
-    resumed = state.get("resumed_after_epochs", []) + ([state["epochs_done"]] if state["epochs_done"] else [])
+    state = state.resumed()
 
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size) if len(data.x_val) else None
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
 
-    for epoch in range(state["epochs_done"], config.epochs):
+    for epoch in range(state.epochs_done, config.epochs):
         metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set),
                    "node_id": ray.get_runtime_context().get_node_id()}
         metrics["stop_reason"] = stop_reason(metrics, config)
-        state = {"epochs_done": epoch + 1, "stop_reason": metrics["stop_reason"],
-                 "history": state["history"] + [metrics], "config": config.to_dict(),
-                 "resumed_after_epochs": resumed}
+        state = state.after_epoch(metrics, config.to_dict())
         _save_and_report(model, resume, state, metrics, rank, devices)
         if metrics["stop_reason"]:
             break
 
 
-def _restore(resume: tf.train.Checkpoint) -> dict[str, Any]:
+def _restore(resume: tf.train.Checkpoint) -> CheckpointState:
     """Load the latest reported checkpoint into the model and optimizer, if there is one."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return {"epochs_done": 0, "stop_reason": "", "history": []}
+        return CheckpointState()
     with checkpoint.as_directory() as folder:
         resume.read(str(Path(folder) / RESUME_PREFIX)).assert_consumed()
-        return json.loads((Path(folder) / STATE_FILE).read_text())
+        return CheckpointState.read(folder)
 
 
-def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dict[str, Any],
+def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: CheckpointState,
                      metrics: dict[str, Any], rank: int, devices: dict[str, Any]) -> None:
     """Every worker saves (reading synced BatchNorm statistics is a collective op, so all
     must take part); only rank 0's model files go into the checkpoint, beside one small
@@ -110,7 +107,7 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: dic
         resume.write(str(model_dir / RESUME_PREFIX))
         save_model(model, model_dir / MODEL_FILE)
         if rank == 0:
-            (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+            state.write(folder)
         (folder / WORKERS_DIR).mkdir()
         record = {**_worker_record(model, rank), "devices": devices}
         (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))

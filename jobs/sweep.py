@@ -13,7 +13,6 @@ Runs on a fresh local Ray by default, or on the cluster that RAY_ADDRESS names (
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -107,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     from cnn_ray import tuner as sweep_lib
     from cnn_ray.run_record import describe_run, write_started_record, write_sweep_record
     from cnn_ray.storage_watch import probe_write
-    from cnn_ray.search_space import describe, num_trials
+    from cnn_ray.trainer import scaling_config
+    from cnn_ray.trial import TrialPlan
 
     if args.resume and not ray.tune.Tuner.can_restore(experiment):
         fail(f"nothing to resume at {experiment}")
@@ -116,20 +116,19 @@ def main(argv: list[str] | None = None) -> None:
     check_storage_writable(root)
     connect_ray()
     cluster = sweep_lib.cluster_capacity()
-    resources = sweep_lib.worker_resources(settings, cluster)
+    resources = settings.resources_for(cluster_gpus=cluster.get("GPU", 0.0))
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
     if resources.gpus_per_worker and not cluster.get("GPU"):
         print(f"warning: each trial asks for {resources.total()['GPU']:g} GPU(s) but the cluster has none; "
               f"trials wait until an autoscaler adds GPU nodes", file=sys.stderr, flush=True)
-    plan = {"base": settings.base.to_dict(), "resources": dataclasses.asdict(resources),
-            "experiment_path": experiment, "worker_max_failures": settings.worker_max_failures}
-    trials = num_trials(settings)
+    plan = TrialPlan(settings, resources, experiment)
+    trials = settings.num_trials()
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
-        "data": data.describe(), "search": settings.search, "search_space": describe(settings),
+        "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
         "scheduler": settings.scheduler, "budget": f"{trials} trials x up to {settings.base.epochs} epochs "
                                                    f"= {trials * settings.base.epochs} trial-epochs at most",
-        "per_trial": {"workers": resources.num_workers, **resources.scaling_config().resources_per_worker,
+        "per_trial": {"workers": resources.num_workers, **scaling_config(resources).resources_per_worker,
                       "replicas": resources.layout().replicas_in_sync},
         "cluster": cluster, "concurrent_trials": concurrent})
     print_block("base config", settings.base.to_dict())
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         tuner = sweep_lib.restore_tuner(experiment, plan, data_ref)
         run = {**_stored_record(experiment), **run, "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     else:
-        tuner = sweep_lib.build_tuner(settings, plan, data_ref, root, name, concurrent)
+        tuner = sweep_lib.build_tuner(plan, data_ref, root, name, concurrent)
     write_started_record(experiment, run)
     tuner.fit()
     problem = probe_write(experiment)

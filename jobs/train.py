@@ -18,6 +18,8 @@ from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address
                              check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
                              storage_path)
 
+from cnn.replicas import WorkerResources  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,10 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = config_from_args(args)
     try:
-        from cnn_ray.trainer import WorkerResources
         resources = WorkerResources(args.workers, args.cpus_per_worker, args.gpus_per_worker)
-        if not config.scale_with_workers:
-            resources.layout().per_replica_batch_size(config.batch_size)  # the global batch must split evenly
+        resources.check_batch(config)  # the global batch must split evenly over the replicas
     except ValueError as error:
         fail(str(error))
     where = storage_path(args.storage_path)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     name = args.name or f"train_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     print_block("config", config.to_dict())
     print_block("run", {"data": data.describe(), "workers": resources.num_workers,
-                        "resources_per_worker": resources.scaling_config().resources_per_worker,
+                        "resources_per_worker": resources.per_worker(),
                         "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
 
     import ray

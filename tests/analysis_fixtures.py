@@ -27,12 +27,12 @@ from cnn.data import Dataset, load_dataset
 from cnn.epoch import run_epoch, stop_reason
 from cnn.keras_compat import keras
 from cnn.model import build_model
-from cnn.model_io import MODEL_FILE, STATE_FILE, save_model
+from cnn.checkpoint_state import MODEL_FILE, CheckpointState
+from cnn.model_io import save_model
 from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
 from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables
 from cnn.sweep_settings import SweepSettings
-from cnn_ray.search_space import describe, trial_config
 
 # 17 steps per epoch: BatchNorm momentum 0.5 lets the moving statistics catch up in so few steps
 # (at 0.9 validation accuracy stays at chance), so the models really classify (~75-80% here).
@@ -53,12 +53,11 @@ def build_tiny_experiment(folder: Path, data_dir: Path) -> Path:
                         validation_fraction=BASE.validation_fraction)
     trials, epochs = [], []
     for trial_id, l2, strength, epochs_run in TRIALS:
-        sample = {"l2": l2, "augment_strength": strength}
-        config = trial_config(BASE, sample)
+        sample = {"l2_conv": l2, "augment_strength": strength}  # as the grid samples them (l2_dense tied)
+        config = SETTINGS.trial_config(sample)
         run = folder / "train_runs" / trial_id
         seconds = train_trial(config, data, run, epochs_run)
-        row, rows = trial_rows(trial_id, sample, config.to_dict(), str(run), {"time_total_s": seconds}, None,
-                               BASE.epochs)
+        row, rows = trial_rows(trial_id, sample, config, str(run), {"time_total_s": seconds}, None, BASE.epochs)
         row["tune_status"] = "TERMINATED"
         trials.append(row)
         epochs.extend(rows)
@@ -76,24 +75,22 @@ def train_trial(config: TrainConfig, data: Dataset, run: Path, epochs_run: int) 
     model = build_model(config, data.input_shape, data.num_classes, steps)
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size)
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size)
-    history: list[dict] = []
+    state = CheckpointState()
     for epoch in range(epochs_run):
         row = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set), "node_id": "test-node"}
         # "" = not finished, so a trial cut short reads as stopped by the scheduler, as in a sweep
-        history.append({**row, "stop_reason": stop_reason(row, config)})
+        state = state.after_epoch({**row, "stop_reason": stop_reason(row, config)}, config.to_dict())
         checkpoint = run / f"checkpoint_{epoch:06d}"
         checkpoint.mkdir(parents=True)
         save_model(model, checkpoint / MODEL_FILE)
-        state = {"epochs_done": epoch + 1, "stop_reason": history[-1]["stop_reason"], "history": history,
-                 "config": config.to_dict()}
-        (checkpoint / STATE_FILE).write_text(json.dumps(state, indent=1))
+        state.write(checkpoint)
     return time.perf_counter() - started
 
 
 def write_sweep_json(folder: Path, data: Dataset, trials: int, started: float) -> None:
     record = {
         "command": "python -m pytest tests/test_analysis.py  # tiny trainings without Ray",
-        "settings": SETTINGS.to_dict(), "search_space": describe(SETTINGS),
+        "settings": SETTINGS.to_dict(), "search_space": SETTINGS.describe_search(),
         "selection": "trials ranked by best val_accuracy (max); test accuracy is reported, never used to choose",
         "dataset": {"name": data.name, "source": data.source, "class_names": data.class_names,
                     "train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test),
@@ -121,11 +118,11 @@ def messy_copy(source: Path, folder: Path) -> Path:
     metrics = [c for c in trials.columns if c.startswith(("final_", "best_")) and c != "best_checkpoint"]
     failed = {**template, **{m: np.nan for m in metrics}, "trial_id": "tiny_00003", "status": "failed",
               "stop_reason": f"error: ValueError: {SCRIPT}", "epochs_run": 0, "l2_conv": 1e-2, "l2_dense": 1e-2,
-              "config_l2_conv": 1e-2, "config_l2_dense": 1e-2, "wall_seconds": np.nan, "best_checkpoint": "",
+              "wall_seconds": np.nan, "best_checkpoint": "",
               "latest_checkpoint": "", "tune_status": "ERROR"}
     no_checkpoint = {**template, "trial_id": SCRIPT_ID, "status": "stopped_early",
                      "stop_reason": "stopped by scheduler", "epochs_run": 1, "l2_conv": 1e-4, "l2_dense": 1e-4,
-                     "config_l2_conv": 1e-4, "config_l2_dense": 1e-4, "best_epoch": 1, "best_val_accuracy": low,
+                     "best_epoch": 1, "best_val_accuracy": low,
                      "final_val_accuracy": low, "best_train_accuracy": low, "final_train_accuracy": low,
                      "best_test_accuracy": low, "final_test_accuracy": low, "best_checkpoint": "",
                      "latest_checkpoint": ""}

@@ -13,7 +13,8 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from cnn.model_io import STATE_FILE, load_model
+from cnn.checkpoint_state import STATE_FILE, CheckpointState
+from cnn.model_io import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,8 +55,7 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
         for path in trials["best_checkpoint"]:
             model = load_model(path)
             assert model.output_shape[-1] == 10
-            state = json.loads((Path(path) / STATE_FILE).read_text())
-            assert state["epochs_done"] >= 1
+            assert CheckpointState.read(path).epochs_done >= 1
     if workers_per_trial:
         for ids in trials["worker_node_ids"]:
             assert len(str(ids).split(";")) == workers_per_trial, "one node id per training worker"
@@ -72,13 +72,13 @@ def start_sweep(args: list[str], data_dir: Path, log: Path, env: dict[str, str] 
                                 start_new_session=True)
 
 
-def checkpoint_states(experiment: Path) -> dict[str, list[dict]]:
-    """trial id -> the state.json of each checkpoint its Train run has stored so far."""
-    found: dict[str, list[dict]] = {}
-    for state in sorted(experiment.glob("train_runs/*/checkpoint_*/state.json")):
+def checkpoint_states(experiment: Path) -> dict[str, list[CheckpointState]]:
+    """trial id -> the state of each checkpoint its Train run has stored so far."""
+    found: dict[str, list[CheckpointState]] = {}
+    for state in sorted(experiment.glob(f"train_runs/*/checkpoint_*/{STATE_FILE}")):
         try:
-            found.setdefault(state.parents[1].name, []).append(json.loads(state.read_text()))
-        except (json.JSONDecodeError, OSError):
+            found.setdefault(state.parents[1].name, []).append(CheckpointState.from_json(state.read_text()))
+        except (ValueError, OSError):
             pass  # being written
     return found
 
@@ -92,7 +92,7 @@ def finished_and_next_started(experiment: Path) -> list[str]:
     copied in (Ray Train copies them with parallel threads), so killing the driver or taking the
     storage away at that moment would cut that checkpoint short."""
     finished = [trial for trial, states in checkpoint_states(experiment).items()
-                if any(state.get("stop_reason") for state in states)]
+                if any(state.stop_reason for state in states)]
     started = len(list(experiment.glob("train_runs/*/")))
     return finished if finished and started > len(finished) else []
 

@@ -70,7 +70,8 @@ def test_a_training_worker_enables_memory_growth_before_its_first_tensorflow_op(
     result = run_with_fake_gpu("""
         import ray, ray.train
         from unittest import mock
-        from cnn_ray.worker_loop import train_loop_per_worker
+        from cnn.config import TrainConfig
+        from cnn_ray.trainer import train_loop_per_worker
 
         class Fetched(Exception):
             pass
@@ -81,7 +82,7 @@ def test_a_training_worker_enables_memory_growth_before_its_first_tensorflow_op(
              mock.patch.object(ray, "get_runtime_context"), \\
              mock.patch.object(ray, "get", side_effect=Fetched):
             try:
-                train_loop_per_worker({"config": {}, "data": None})
+                train_loop_per_worker({"config": TrainConfig(), "data": None})
             except Fetched:
                 report("stopped at the dataset fetch")
     """)

@@ -4,7 +4,8 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.data import load_dataset
-from cnn.model_io import load_model, load_state, load_worker_records
+from cnn.checkpoint_state import CheckpointState, read_worker_records
+from cnn.model_io import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +17,8 @@ def mnist_ref(local_ray, data_dir):
 
 
 def trainer(ref, storage, name, epochs, workers=2, gpus_per_worker=0.0, **changes):
-    from cnn_ray.trainer import WorkerResources, make_trainer
+    from cnn.replicas import WorkerResources
+    from cnn_ray.trainer import make_trainer
 
     config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000, **changes)
     resources = WorkerResources(num_workers=workers, gpus_per_worker=gpus_per_worker)
@@ -32,14 +34,13 @@ def fit(ref, storage, name, epochs, workers=2, **changes):
 def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
     ref, data = mnist_ref
     result = fit(ref, tmp_path, "two_workers", epochs=2)
-    state = load_state(result.checkpoint.path)
-    history = state["history"]
+    history = CheckpointState.read(result.checkpoint.path).history
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[1]["train_loss"] < history[0]["train_loss"]
     assert history[1]["train_accuracy"] > 0.5
     assert all(0.0 <= row[k] <= 1.0 for row in history for k in ("train_accuracy", "val_accuracy", "test_accuracy"))
 
-    workers = load_worker_records(result.checkpoint.path)
+    workers = read_worker_records(result.checkpoint.path)
     assert [w["rank"] for w in workers] == [0, 1]
     assert workers[0]["pid"] != workers[1]["pid"]
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
@@ -56,8 +57,8 @@ def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
 
 def test_rerun_with_more_epochs_resumes_at_the_next_epoch(mnist_ref, tmp_path):
     ref, _ = mnist_ref
-    first = load_state(fit(ref, tmp_path, "resumed", epochs=2).checkpoint.path)["history"]
-    second = load_state(fit(ref, tmp_path, "resumed", epochs=3).checkpoint.path)["history"]
+    first = CheckpointState.read(fit(ref, tmp_path, "resumed", epochs=2).checkpoint.path).history
+    second = CheckpointState.read(fit(ref, tmp_path, "resumed", epochs=3).checkpoint.path).history
     assert [row["epoch"] for row in second] == [1, 2, 3]
     assert second[:2] == first, "epochs 1-2 must come from the checkpoint, not be trained again"
     assert second[2]["train_loss"] < first[0]["train_loss"]
@@ -75,11 +76,11 @@ def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_wher
                "deterministic": True, "steps_per_execution": 4}
     fit(ref, tmp_path, "on_device", epochs=2, **changes)
     result = fit(ref, tmp_path, "on_device", epochs=3, **changes)
-    history = load_state(result.checkpoint.path)["history"]
+    history = CheckpointState.read(result.checkpoint.path).history
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert history[-1]["train_accuracy"] > 0.5
 
-    workers = load_worker_records(result.checkpoint.path)
+    workers = read_worker_records(result.checkpoint.path)
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
     assert all(w["devices"]["op_determinism"] and w["devices"]["steps_per_execution"] == 4 for w in workers)
     model = load_model(result.checkpoint.path)

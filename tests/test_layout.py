@@ -34,5 +34,49 @@ def test_every_ray_import_lives_in_the_ray_package():
         for path in sorted((REPO / package).glob("*.py")):
             text = path.read_text()
             assert "import ray" not in text and "from ray" not in text, f"{path.relative_to(REPO)} imports Ray"
-    assert {"worker_loop", "trainer", "tuner", "search_space", "local_ray", "storage_watch", "run_record"} <= \
+    assert {"worker_loop", "trainer", "trial", "tf_backend", "tuner", "search_space", "local_ray", "storage_watch",
+            "run_record"} <= \
         {m.rsplit(".", 1)[1] for m in modules("cnn_ray")}
+
+
+BLOCK_TENSORFLOW = """
+import sys
+for name in ("tensorflow", "tf_keras", "keras"):
+    sys.modules[name] = None  # any import of TensorFlow or Keras now raises ImportError
+"""
+
+
+def run_without_tensorflow(code: str, tmp_path) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.py"
+    script.write_text(BLOCK_TENSORFLOW + textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_trial_drivers_and_train_controllers_never_import_tensorflow(tmp_path):
+    """A trial driver imports the trial function's module; its Train controller unpickles the
+    trainer's training function, backend config and loop config. Both run where TensorFlow
+    cannot be imported: only the training workers import it (README, "Layout")."""
+    blob = tmp_path / "trial.pickle"
+    written = run_without_tensorflow(f"""
+        import ray.cloudpickle as pickle
+        from cnn.config import TrainConfig
+        from cnn.replicas import WorkerResources
+        from cnn.sweep_settings import PRESETS
+        from cnn_ray.trainer import make_trainer
+        from cnn_ray.trial import TrialPlan, run_trial
+        import cnn_ray.tuner, cnn_ray.run_record, cnn_ray.search_space  # the sweep's driver side
+
+        trainer = make_trainer(TrainConfig(), None, WorkerResources(2), "/tmp/unused", "unused")
+        plan = TrialPlan(PRESETS["local"], WorkerResources(), "/tmp/unused")
+        parts = (run_trial, plan, trainer.train_loop_per_worker, trainer.backend_config, trainer.train_loop_config)
+        open({str(blob)!r}, "wb").write(pickle.dumps(parts))
+    """, tmp_path)
+    assert written.returncode == 0, written.stderr[-3000:]
+    read = run_without_tensorflow(f"""
+        import pickle
+        run_trial, plan, train_fn, backend, loop_config = pickle.loads(open({str(blob)!r}, "rb").read())
+        assert loop_config["config"].epochs == 30 and plan.settings.preset == "local"
+        print("unpickled", type(backend).__name__, train_fn.__module__)
+    """, tmp_path)
+    assert read.returncode == 0, read.stderr[-3000:]
+    assert "unpickled TensorflowBackendConfig cnn_ray.trainer" in read.stdout

@@ -4,7 +4,7 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.epoch import stop_reason
-from cnn.sweep_results import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
+from cnn.checkpoint_state import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
 
 CONFIG = TrainConfig(epochs=10, target_accuracy=0.995)
 

@@ -3,34 +3,43 @@
 import pytest
 
 from cnn.config import TrainConfig
-from cnn_ray.tuner import TRIAL_DRIVER_RESOURCES, concurrent_trials, worker_resources
+from cnn.replicas import WorkerResources
 from cnn.sweep_settings import PRESETS
-from cnn_ray.search_space import baseline_points, num_trials, trial_config
-from cnn_ray.trainer import WorkerResources
+from cnn_ray.search_space import baseline_points, param_space
+from cnn_ray.tuner import concurrent_trials
 
 
 def test_presets_are_valid_and_sized_as_documented():
-    assert PRESETS["smoke"].base.epochs == 2 and num_trials(PRESETS["smoke"]) == 2
+    assert PRESETS["smoke"].base.epochs == 2 and PRESETS["smoke"].num_trials() == 2
     local = PRESETS["local"]
-    assert local.base.dataset == "mnist" and local.search == "grid" and num_trials(local) == 8
+    assert local.base.dataset == "mnist" and local.search == "grid" and local.num_trials() == 8
     assert not local.base.horizontal_flip, "digits are not mirror-symmetric"
     assert PRESETS["full"].base.horizontal_flip
     assert PRESETS["full"].base.dataset == "cifar10" and PRESETS["full"].base.limit is None
 
 
-def test_trial_drivers_ask_for_the_head_node_and_no_cpu():
-    """Trial drivers (and so their Train controllers) must stay on the head (docs/RELIABILITY.md,
-    fault 4), and must not take a CPU a training worker could use."""
-    assert TRIAL_DRIVER_RESOURCES.get("node:__internal_head__", 0) > 0
-    assert TRIAL_DRIVER_RESOURCES["CPU"] == 0
+def test_the_grid_ties_l2_dense_to_l2_conv():
+    from ray.tune.search.variant_generator import generate_variants
+
+    settings = PRESETS["local"]
+    samples = [sample for _, sample in generate_variants(param_space(settings))]
+    assert len(samples) == settings.num_trials() == 8
+    assert sorted({sample["l2_conv"] for sample in samples}) == sorted(settings.grid_l2)
+    configs = [settings.trial_config(sample) for sample in samples]
+    assert [(c.l2_conv, c.l2_dense) for c in configs] == [(s["l2_conv"], s["l2_conv"]) for s in samples]
+    assert "l2_dense" in settings.describe_search() and "tied" in settings.describe_search()["l2_dense"]
+    random = PRESETS["full"].trial_config({"l2_conv": 1e-3, "l2_dense": 1e-5})
+    assert (random.l2_conv, random.l2_dense) == (1e-3, 1e-5), "random search samples the two apart"
 
 
-def test_grid_l2_sets_conv_and_dense_alike_and_strength_scales_augmentation():
-    config = trial_config(TrainConfig(), {"l2": 1e-3, "augment_strength": 0.5})
-    assert config.l2_conv == config.l2_dense == 1e-3
-    assert config.augment and config.rotation_degrees == 7.5 and config.zoom == 0.1
-    off = trial_config(TrainConfig(), {"l2": 0.0, "augment_strength": 0.0})
-    assert not off.augment and off.l2_conv == 0.0
+def test_augment_strength_scales_the_study_s_ranges_and_reads_back():
+    settings = PRESETS["local"]
+    half = settings.trial_config({"l2_conv": 1e-3, "l2_dense": 1e-3, "augment_strength": 0.5})
+    assert (half.l2_conv, half.l2_dense) == (1e-3, 1e-3)
+    assert half.augment and half.rotation_degrees == 7.5 and half.zoom == 0.1 and half.augment_strength == 0.5
+    off = settings.trial_config({"augment_strength": 0.0})
+    assert not off.augment and off.augment_strength == 0.0
+    assert TrainConfig().augment_strength == 1.0
 
 
 def test_random_search_starts_from_an_l2_free_baseline():
@@ -54,8 +63,8 @@ def test_never_more_concurrent_trials_than_fit(cluster, per_trial, requested, ex
 
 def test_gpus_per_worker_auto_follows_the_cluster():
     settings = PRESETS["full"]
-    assert worker_resources(settings, {"CPU": 16, "GPU": 2}).gpus_per_worker == 1.0
-    assert worker_resources(settings, {"CPU": 16}).gpus_per_worker == 0.0
+    assert settings.resources_for(cluster_gpus=2).gpus_per_worker == 1.0
+    assert settings.resources_for(cluster_gpus=0).gpus_per_worker == 0.0
 
 
 @pytest.mark.parametrize("changes, words", [
