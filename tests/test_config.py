@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from cnn.config import TrainConfig
@@ -39,7 +41,7 @@ def test_unknown_keys_are_refused_by_name():
 def test_round_trip_and_frozen():
     config = TrainConfig(dataset="mnist", l2_conv=0.0, limit=100)
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.epochs = 3  # type: ignore[misc]
 
 

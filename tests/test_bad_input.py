@@ -1,0 +1,93 @@
+"""Bad input to the sweep job: one line naming the problem, exit status 2, nothing started or written.
+
+Each case calls the job's `main` in this process (what the command line runs, minus the
+interpreter start), so a failure names its case; one case goes through `python jobs/sweep.py`
+for the real path, with an environment that cannot download.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs import sweep
+from sweep_checks import run_sweep
+
+TAKEN = "taken"  # an experiment name that already exists under the storage path
+
+
+@pytest.fixture()
+def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
+    """Broken datasets and storage folders, and the environment a person's shell would have."""
+    truncated, empty, bad_labels = tmp_path / "truncated", tmp_path / "empty", tmp_path / "bad_labels.npz"
+    truncated.mkdir(), empty.mkdir()
+    (truncated / "mnist.npz").write_bytes((data_dir / "mnist.npz").read_bytes()[:200_000])
+    np.savez(bad_labels, x_train=np.zeros((20, 8, 8), np.uint8), y_train=np.full(20, -3),
+             x_test=np.zeros((4, 8, 8), np.uint8), y_test=np.zeros(4, np.int64))
+    (tmp_path / "other_results" / TAKEN).mkdir(parents=True)
+    monkeypatch.setenv("CNN_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])  # argparse names the program after it
+    return {"store": tmp_path / "results", "truncated": truncated, "empty": empty, "bad_labels": bad_labels,
+            "other_results": tmp_path / "other_results"}
+
+
+# (case id, the flags after --preset smoke --storage-path <store>, environment changes, the words the line must hold)
+CASES = [
+    ("unknown preset", ["--preset", "nope"], {}, "invalid choice: 'nope'"),
+    ("unknown flag", ["--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
+    ("dropout out of range", ["--dropout-conv", "1.5"], {}, "dropout_conv=1.5 is out of range"),
+    ("negative grid L2", ["--grid-l2", "-1"], {}, "grid_l2=(-1.0,) is out of range"),
+    ("workers of one trial sharing a GPU", ["--gpus-per-worker", "0.5"], {}, "two workers of one trial could share"),
+    ("a non-whole GPU count above 1", ["--gpus-per-worker", "1.5"], {}, "above 1 it must be a whole number"),
+    ("a GPU count that is no number", ["--gpus-per-worker", "many"], {}, "gpus_per_worker='many' is out of range"),
+    ("a batch that does not split over the replicas", ["--gpus-per-worker", "2", "--batch-size", "6"], {},
+     "divisible by the 4 replicas"),
+    ("deterministic with XLA", ["--deterministic", "--jit-compile"], {}, "deterministic cannot be combined"),
+    ("unknown dataset", ["--dataset", "cifar100"], {}, "unknown dataset 'cifar100'"),
+    ("truncated dataset file", ["--data-dir", "{truncated}"], {}, "mnist.npz"),
+    ("labels outside the classes", ["--dataset", "{bad_labels}"], {}, "labels outside"),
+    ("resume without a name", ["--resume"], {}, "--resume needs --name"),
+    ("resume of nothing", ["--name", "ghost", "--resume"], {}, "nothing to resume at"),
+    ("an experiment that exists", ["--storage-path", "{other_results}", "--name", TAKEN], {},
+     "already exists; pass --resume"),
+    ("an unreachable cluster", [], {"RAY_ADDRESS": "127.0.0.1:1"}, "could not reach a Ray cluster"),
+    ("storage that cannot be written", ["--storage-path", "/dev/null/results"], {}, "cannot write results"),
+]
+
+
+@pytest.mark.parametrize("flags, env, words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_stops_the_sweep_before_anything_starts(flags, env, words, inputs, monkeypatch, capsys):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    argv = ["--preset", "smoke", "--storage-path", str(inputs["store"]),
+            *(flag.format(**inputs) for flag in flags)]
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert stopped.value.code == 2, err[-800:]
+    assert lines and lines[-1].startswith(("error:", "sweep.py: error:")) and words in lines[-1], err[-800:]
+    assert "Traceback" not in err
+    if "ray" in sys.modules:
+        assert not sys.modules["ray"].is_initialized(), "no Ray may be started for bad input"
+    assert not inputs["store"].exists() or not list(inputs["store"].iterdir()), "nothing may be left behind"
+
+
+def test_the_real_command_line_fails_the_same_way_offline(data_dir, tmp_path):
+    """`python jobs/sweep.py` as a person runs it, for a dataset it would have to download, with no
+    way out to the internet: the same one line, exit 2, no Ray started, nothing written."""
+    store, empty = tmp_path / "results", tmp_path / "empty"
+    empty.mkdir()
+    offline = {"KERAS_HOME": str(empty), "HOME": str(empty), "https_proxy": "http://127.0.0.1:1",
+               "HTTPS_PROXY": "http://127.0.0.1:1", "CNN_DATA_DIR": ""}
+    done = run_sweep(["--preset", "smoke", "--storage-path", str(store), "--dataset", "fashion_mnist",
+                      "--data-dir", str(empty)], data_dir, timeout=120, env=offline)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines[-1].startswith("error:") and "could not download" in lines[-1], \
+        done.stderr[-800:]
+    assert "Traceback" not in done.stderr and "Started a local Ray instance" not in done.stderr + done.stdout
+    assert not store.exists() or not list(store.iterdir())
