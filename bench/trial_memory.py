@@ -8,7 +8,8 @@ Runs `jobs/sweep.py --preset local` on a small grid (one trial at a time, 1 work
 `ray::ImplicitFunc` (a trial driver: Tune's function trainable), `ray::TrainController` (its
 Ray Train controller) and `ray::RayTrainWorker` (a training worker). For each it prints the
 peak resident set size (RSS: every page mapped, shared ones counted in full), the peak
-proportional set size (PSS: shared pages divided among their sharers) and whether TensorFlow's
+proportional set size (PSS: shared pages divided among their sharers), the peak unique set
+size (USS: pages no other process maps, what ending it would free) and whether TensorFlow's
 library was mapped. Trial drivers and controllers sit on the head node, one each per running
 trial, so their sum is what each concurrent trial costs the head (goal: <= 400 MB RSS).
 
@@ -67,23 +68,25 @@ def main() -> None:
     rows, by_role = [], {}
     for role in ROLES.values():
         found = [p for p in peaks.values() if p["role"] == role]
-        by_role[role] = {"processes": len(found), "peak_rss_mb": max((p["rss"] for p in found), default=0) / MB,
-                         "peak_pss_mb": max((p["pss"] for p in found), default=0) / MB,
-                         "tensorflow_mapped": any(p["tensorflow"] for p in found)}
+        by_role[role] = {"processes": len(found), "tensorflow_mapped": any(p["tensorflow"] for p in found),
+                         **{f"peak_{k}_mb": max((p[k] for p in found), default=0) / MB for k in ("rss", "pss", "uss")}}
         rows.append([role, len(found), by_role[role]["peak_rss_mb"], by_role[role]["peak_pss_mb"],
-                     "yes" if by_role[role]["tensorflow_mapped"] else "no"])
+                     by_role[role]["peak_uss_mb"], "yes" if by_role[role]["tensorflow_mapped"] else "no"])
     per_trial = by_role["trial driver"]["peak_rss_mb"] + by_role["Train controller"]["peak_rss_mb"]
     per_trial_pss = by_role["trial driver"]["peak_pss_mb"] + by_role["Train controller"]["peak_pss_mb"]
+    per_trial_uss = by_role["trial driver"]["peak_uss_mb"] + by_role["Train controller"]["peak_uss_mb"]
     print_table(f"per-trial processes ({' '.join(command[1:4])} ..., 2 trials of {args.epochs} epochs, one at a time)",
-                ["process", "seen", "peak RSS, MB", "peak PSS, MB", "TensorFlow mapped"], rows)
+                ["process", "seen", "peak RSS, MB", "peak PSS, MB", "peak USS, MB", "TensorFlow mapped"], rows)
     print_table("what each running trial costs the head node, and start-up",
                 ["figure", "value"],
                 [["trial driver + controller, peak RSS, MB", per_trial],
                  ["trial driver + controller, peak PSS, MB", per_trial_pss],
+                 ["trial driver + controller, peak USS, MB", per_trial_uss],
                  ["launch -> first epoch, s", first_epoch - launched], ["whole job, s", wall]])
     write_record("trial_memory", {
         "command": " ".join(command[1:]), "processes": by_role,
         "driver_plus_controller_rss_mb": round(per_trial, 1), "driver_plus_controller_pss_mb": round(per_trial_pss, 1),
+        "driver_plus_controller_uss_mb": round(per_trial_uss, 1),
         "launch_to_first_epoch_seconds": round(first_epoch - launched, 1), "wall_seconds": round(wall, 1),
         "goal": {"driver_plus_controller_rss_mb": 400}}, args.out)
 
@@ -94,9 +97,10 @@ def _sample_until_done(job: subprocess.Popen, peaks: dict[int, dict]) -> None:
             usage = _memory(pid)
             if usage is None:
                 continue
-            peak = peaks.setdefault(pid, {"role": role, "rss": 0, "pss": 0, "tensorflow": False})
-            peak["rss"], peak["pss"] = max(peak["rss"], usage[0]), max(peak["pss"], usage[1])
-            peak["tensorflow"] = peak["tensorflow"] or usage[2]
+            peak = peaks.setdefault(pid, {"role": role, "rss": 0, "pss": 0, "uss": 0, "tensorflow": False})
+            for key in ("rss", "pss", "uss"):
+                peak[key] = max(peak[key], usage[key])
+            peak["tensorflow"] = peak["tensorflow"] or usage["tensorflow"]
         time.sleep(0.5)
 
 
@@ -128,15 +132,16 @@ def _descends_from(pid: int, root: int, parents: dict[int, int]) -> bool:
     return False
 
 
-def _memory(pid: int) -> tuple[int, int, bool] | None:
-    """(RSS bytes, PSS bytes, TensorFlow's library mapped) of a process, or None if it is gone."""
+def _memory(pid: int) -> dict[str, int | bool] | None:
+    """RSS, PSS and USS bytes of a process and whether TensorFlow's library is mapped; None if it is gone."""
     try:
         rollup = (Path(f"/proc/{pid}") / "smaps_rollup").read_text().splitlines()
         maps = (Path(f"/proc/{pid}") / "maps").read_text()
     except OSError:
         return None
-    values = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in rollup if line.startswith(("Rss:", "Pss:"))}
-    return values.get("Rss", 0), values.get("Pss", 0), "libtensorflow" in maps
+    kib = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in rollup[1:] if line.endswith("kB")}
+    return {"rss": kib.get("Rss", 0), "pss": kib.get("Pss", 0),
+            "uss": kib.get("Private_Clean", 0) + kib.get("Private_Dirty", 0), "tensorflow": "libtensorflow" in maps}
 
 
 if __name__ == "__main__":

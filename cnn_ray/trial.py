@@ -22,8 +22,8 @@ from cnn.sweep_settings import SweepSettings
 from cnn_ray.trainer import make_trainer
 
 # The Tune function only drives its Train workers: it needs no CPU of its own, but Tune refuses
-# an empty request, so it reserves the memory its process really uses instead (with its Train
-# controller, about 400 MB: bench/trial_memory.py). It runs on the head node, and so does the
+# an empty request, so it reserves memory instead: 512 MiB, what it and its Train controller
+# really use (418 MB resident together, measured by bench/trial_memory.py). It runs on the head node, and so does the
 # Train controller it starts (Ray Train puts a controller on its driver's node): a lost worker
 # node then takes only training workers, which Ray Train restarts. A controller lost while its
 # worker group was starting would leak that group's placement group (Ray Train hands it to its
