@@ -164,9 +164,9 @@ def worker_node(env: dict[str, str], gcs: str, num_cpus: int) -> Iterator[Worker
 
 
 def alive_actors(env: dict[str, str], gcs: str) -> list[dict]:
-    """Every live actor of the cluster, with its class name and node id (Ray's state API)."""
+    """Every live actor of the cluster, with its class name, node id and required resources (Ray's state API)."""
     listed = subprocess.run(["ray", "list", "actors", "--address", gcs, "--filter", "state=ALIVE", "--limit", "10000",
-                             "--format", "json"], env=env, capture_output=True, text=True, timeout=60, check=True)
+                             "--detail", "--format", "json"], env=env, capture_output=True, text=True, timeout=60, check=True)
     return json.loads(listed.stdout)
 
 

@@ -55,11 +55,15 @@ def test_a_lost_node_costs_its_trial_a_restart_and_the_sweep_goes_on(data_dir, t
         try:
             on_second = wait_until(lambda: _trial_on_node(storage / "node_loss", second.node_id), driver, 300,
                                    "a registered checkpoint of the trial on the second node")
-            # Trial drivers and their Train controllers stay on the head (cnn_ray/tuner.py): one lost with
+            # Trial drivers and their Train controllers stay on the head (cnn_ray/trial.py): one lost with
             # the node while its worker group started would leak that group's CPUs and hang the sweep.
-            drivers = [(a["class_name"], a["node_id"]) for a in alive_actors(env, addresses["gcs"])
+            # And a trial driver takes no CPU a training worker could use.
+            drivers = [a for a in alive_actors(env, addresses["gcs"])
                        if a["class_name"] in ("ImplicitFunc", "TrainController")]
-            assert drivers and all(node != second.node_id for _, node in drivers), drivers
+            assert {a["class_name"] for a in drivers} == {"ImplicitFunc", "TrainController"}, drivers
+            assert all(a["node_id"] != second.node_id for a in drivers), drivers
+            assert all((a.get("required_resources") or {}).get("CPU", 0) == 0 for a in drivers
+                       if a["class_name"] == "ImplicitFunc"), drivers
             second.kill()
             code = wait_for_exit(driver, 480, tmp_path / "sweep.log", lambda: cluster_state(env, addresses["gcs"]))
             assert code == 0, (tmp_path / "sweep.log").read_text()[-4000:]

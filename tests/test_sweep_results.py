@@ -1,0 +1,54 @@
+"""trials.csv and epochs.csv rows from what a trial's checkpoints store (no Ray, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnn.checkpoint_state import STOP_MAX_EPOCHS, CheckpointState
+from cnn.sweep_results import EPOCH_COLUMNS, SWEPT_KEYS, tables_text, trial_rows
+from cnn.sweep_settings import PRESETS
+
+
+def epoch_row(epoch: int, val_accuracy: float, config) -> dict:
+    metrics = {"train_loss": 1.0 / epoch, "train_accuracy": 0.5, "val_loss": 1.0, "val_accuracy": val_accuracy,
+               "test_loss": 1.0, "test_accuracy": val_accuracy - 0.01}
+    return {"epoch": epoch, **metrics, "train_seconds": 2.0, "epoch_seconds": 3.0, "images_per_second": 100.0,
+            "global_batch_size": config.batch_size, "learning_rate": config.learning_rate, "node_id": "n1",
+            "fit_started_at": 0.0, "stop_reason": STOP_MAX_EPOCHS if epoch == 2 else ""}
+
+
+def write_run(run: Path, config) -> None:
+    """Two checkpoints as a worker leaves them: epoch 1 (the best) and epoch 2 (the latest)."""
+    state = CheckpointState()
+    for epoch, accuracy in ((1, 0.9), (2, 0.8)):
+        state = state.after_epoch(epoch_row(epoch, accuracy, config), config.to_dict())
+        folder = run / f"checkpoint_00000{epoch}"
+        folder.mkdir(parents=True)
+        state.write(folder)
+
+
+def test_the_row_holds_the_config_the_worker_trained_with_not_the_requested_one(tmp_path):
+    settings = PRESETS["smoke"].replace(base=PRESETS["smoke"].base.replace(scale_with_workers=True, epochs=2))
+    sample = {"l2_conv": 1e-3, "augment_strength": 0.5}
+    requested = settings.trial_config(sample)
+    trained = requested.for_replicas(2)  # what a 2-worker trial trains with: batch and rate doubled
+    write_run(tmp_path / "run", trained)
+
+    row, epochs = trial_rows("t1", sample, requested, str(tmp_path / "run"), {"time_total_s": 9.0}, None, 2)
+    assert (row["config_batch_size"], row["config_learning_rate"]) == (2 * requested.batch_size,
+                                                                        2 * requested.learning_rate)
+    assert (row["l2_conv"], row["l2_dense"], row["augment_strength"]) == (1e-3, 1e-3, 0.5)
+    assert set(SWEPT_KEYS) <= set(row), "every swept knob has its column, whatever the search"
+    assert (row["status"], row["best_epoch"], row["best_val_accuracy"]) == ("finished", 1, 0.9)
+    assert [e["global_batch_size"] for e in epochs] == [trained.batch_size] * 2
+    assert [e["learning_rate"] for e in epochs] == [trained.learning_rate] * 2
+    _, epochs_csv = tables_text([row], epochs)
+    assert epochs_csv.splitlines()[0].split(",") == list(EPOCH_COLUMNS)
+
+
+def test_a_trial_without_a_checkpoint_reports_the_requested_config(tmp_path):
+    requested = PRESETS["local"].trial_config({"l2_conv": 1e-4, "augment_strength": 0.0})
+    row, epochs = trial_rows("t2", {}, requested, str(tmp_path / "never_started"), {}, "ValueError: boom", 5)
+    assert row["status"] == "failed" and row["stop_reason"] == "error: ValueError: boom" and epochs == []
+    assert (row["l2_conv"], row["l2_dense"], row["augment_strength"], row["config_augment"]) == (1e-4, 1e-4, 0.0,
+                                                                                                 False)
