@@ -38,8 +38,11 @@ def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datase
     train_seconds = time.perf_counter() - started
     average_batch_norm_statistics(model)
     nan = float("nan")
+    evaluated = time.perf_counter()
     val = model.evaluate(val_set, return_dict=True, verbose=0) if val_set else {"loss": nan, "accuracy": nan}
+    val_seconds, evaluated = time.perf_counter() - evaluated, time.perf_counter()
     test = model.evaluate(test_set, return_dict=True, verbose=0)
+    test_seconds = time.perf_counter() - evaluated
     return {
         "epoch": epoch + 1,
         "train_loss": float(history.history["loss"][-1]),
@@ -48,6 +51,7 @@ def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datase
         "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
         "train_seconds": train_seconds,
         "epoch_seconds": time.perf_counter() - started,
+        "val_seconds": val_seconds, "test_seconds": test_seconds,
         "images_per_second": steps * config.batch_size / train_seconds,
         "global_batch_size": config.batch_size, "learning_rate": rate,
         "fit_started_at": fit_started_at,  # wall clock, for launch-to-first-step figures

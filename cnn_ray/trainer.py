@@ -7,6 +7,7 @@ workers import TensorFlow, when `train_loop_per_worker` first runs in them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ray
@@ -20,9 +21,11 @@ from cnn_ray.tf_backend import TensorflowBackendConfig
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every Train worker runs: loop_config holds "config" (a TrainConfig) and "data" (an ObjectRef)."""
+    started_at, started = time.time(), time.perf_counter()
     from cnn_ray.worker_loop import run_worker  # TensorFlow: in the workers only
 
-    run_worker(loop_config["config"], loop_config["data"])
+    run_worker(loop_config["config"], loop_config["data"],
+               startup={"started_at": started_at, "tensorflow_import_seconds": time.perf_counter() - started})
 
 
 def scaling_config(resources: WorkerResources) -> ScalingConfig:

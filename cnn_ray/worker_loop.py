@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,17 @@ from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
 
 
-def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef) -> None:
-    """Train `requested` on this worker's shard of the dataset in `data_ref`, reporting every epoch."""
+def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[str, float] | None = None) -> None:
+    """Train `requested` on this worker's shard of the dataset in `data_ref`, reporting every epoch.
+    `startup` (the caller's start-up timings) is completed here and stored in every worker record."""
+    startup = dict(startup or {})
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     # First, before any TensorFlow op: which GPUs this worker uses, with memory growth (cnn/devices.py).
     gpus = use_granted_gpus([str(i) for i in ray.get_gpu_ids()], where=_where(rank))
+    phase = time.perf_counter()
     data: Dataset = ray.get(data_ref)  # read once by the driver, shared via the object store
+    startup["data_fetch_seconds"], phase = time.perf_counter() - phase, time.perf_counter()
     if requested.deterministic:
         tf.config.experimental.enable_op_determinism()
     if requested.precision == "mixed_float16" and not gpus:
@@ -55,6 +60,7 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef) -> None:
     communication = communication_options(gpus, requested.communication)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
     layout = ReplicaLayout(world_size, strategy.num_replicas_in_sync // world_size)
+    startup["strategy_seconds"], phase = time.perf_counter() - phase, time.perf_counter()
     config = requested.for_replicas(layout.replicas_in_sync).replace(
         steps_per_execution=resolved_steps_per_execution(requested.steps_per_execution, on_gpu=bool(gpus)))
     devices = {"gpus": [gpu.name for gpu in gpus], "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -67,7 +73,9 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef) -> None:
         model = build_model(config, data.input_shape, data.num_classes, steps)
         model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
     resume = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    startup["model_build_seconds"], phase = time.perf_counter() - phase, time.perf_counter()
     state = _restore(resume)
+    startup["restore_seconds"] = time.perf_counter() - phase
     if state.ended_for_good:
         return  # a run that already ended for good, restarted by Ray: nothing left to do
     state = state.resumed()
@@ -80,7 +88,7 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef) -> None:
                    "node_id": ray.get_runtime_context().get_node_id()}
         metrics["stop_reason"] = stop_reason(metrics, config)
         state = state.after_epoch(metrics, config.to_dict())
-        _save_and_report(model, resume, state, metrics, rank, devices)
+        _save_and_report(model, resume, state, metrics, rank, {"devices": devices, "startup": startup})
         if metrics["stop_reason"]:
             break
 
@@ -96,7 +104,7 @@ def _restore(resume: tf.train.Checkpoint) -> CheckpointState:
 
 
 def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: CheckpointState,
-                     metrics: dict[str, Any], rank: int, devices: dict[str, Any]) -> None:
+                     metrics: dict[str, Any], rank: int, run_record: dict[str, Any]) -> None:
     """Every worker saves (reading synced BatchNorm statistics is a collective op, so all
     must take part); only rank 0's model files go into the checkpoint, beside one small
     JSON per worker, which Ray merges into one checkpoint folder."""
@@ -104,12 +112,14 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: Che
     scratch = Path(tempfile.mkdtemp(prefix="cnn-scratch-"))
     try:
         model_dir = folder if rank == 0 else scratch
+        writing = time.perf_counter()
         resume.write(str(model_dir / RESUME_PREFIX))
         save_model(model, model_dir / MODEL_FILE)
         if rank == 0:
             state.write(folder)
         (folder / WORKERS_DIR).mkdir()
-        record = {**_worker_record(model, rank), "devices": devices}
+        record = {**_worker_record(model, rank), **run_record,
+                  "checkpoint_write_seconds": time.perf_counter() - writing}  # before Ray uploads it
         (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     finally:
@@ -123,7 +133,7 @@ def _where(rank: int) -> str:
 
 def _worker_record(model: keras.Model, rank: int) -> dict[str, Any]:
     """Where this worker ran, and a fingerprint of its weights (workers must agree); the caller adds
-    the devices it trained on."""
+    the devices it trained on and its timings."""
     weights = [np.asarray(w) for w in model.trainable_weights]
     digest = hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
     return {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(),

@@ -48,7 +48,7 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
     for trial in trials.itertuples():
         mine = epochs[epochs.trial_id == trial.trial_id].sort_values("epoch")
         assert mine["epoch"].tolist() == list(range(1, trial.epochs_run + 1))
-    assert epochs[["learning_rate", "global_batch_size"]].notna().all().all(), "what each epoch trained with"
+    assert epochs[["learning_rate", "global_batch_size", "val_seconds", "test_seconds"]].notna().all().all()
     assert set(trials["config_batch_size"]) <= set(epochs["global_batch_size"]), "trials.csv: the trained batch"
     accuracy_columns = [c for c in epochs.columns if c.endswith("accuracy")]
     assert epochs[accuracy_columns].apply(lambda col: col.between(0, 1)).all().all()

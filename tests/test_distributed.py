@@ -48,6 +48,12 @@ def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
         recorded = {k: v for k, v in worker["devices"].items() if k != "cuda_visible_devices"}  # machine-dependent
         assert recorded == {"gpus": [], "communication": "RING", "replicas_in_sync": 2, "steps_per_execution": 1,
                             "op_determinism": False}
+        # Where a worker's start-up went, and what writing this checkpoint took (bench/sweep_overhead.py reads them).
+        phases = ("tensorflow_import_seconds", "data_fetch_seconds", "strategy_seconds", "model_build_seconds",
+                  "restore_seconds")
+        assert all(0 <= worker["startup"][k] < 600 for k in phases) and worker["startup"]["started_at"] > 1.7e9
+        assert 0 < worker["checkpoint_write_seconds"] < 600
+    assert all(0 < row["val_seconds"] and 0 < row["test_seconds"] < row["epoch_seconds"] for row in history)
 
     model = load_model(result.checkpoint.path)
     accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)[1]
