@@ -84,7 +84,7 @@ def main() -> None:
                  ["trial driver + controller, peak USS, MB", per_trial_uss],
                  ["launch -> first epoch, s", first_epoch - launched], ["whole job, s", wall]])
     write_record("trial_memory", {
-        "command": " ".join(command[1:]), "processes": by_role,
+        "command": " ".join(command[1:]).replace(storage, "<a temporary folder>"), "processes": by_role,
         "driver_plus_controller_rss_mb": round(per_trial, 1), "driver_plus_controller_pss_mb": round(per_trial_pss, 1),
         "driver_plus_controller_uss_mb": round(per_trial_uss, 1),
         "launch_to_first_epoch_seconds": round(first_epoch - launched, 1), "wall_seconds": round(wall, 1),

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> None:
     from cnn_ray import tuner as sweep_lib
     from cnn_ray.run_record import describe_run, write_started_record, write_sweep_record
     from cnn_ray.storage_watch import probe_write
-    from cnn_ray.trainer import scaling_config
     from cnn_ray.trial import TrialPlan
 
     if args.resume and not ray.tune.Tuner.can_restore(experiment):
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
         "scheduler": settings.scheduler, "budget": f"{trials} trials x up to {settings.base.epochs} epochs "
                                                    f"= {trials * settings.base.epochs} trial-epochs at most",
-        "per_trial": {"workers": resources.num_workers, **scaling_config(resources).resources_per_worker,
+        "per_trial": {"workers": resources.num_workers, **resources.per_worker(),
                       "replicas": resources.layout().replicas_in_sync},
         "cluster": cluster, "concurrent_trials": concurrent})
     print_block("base config", settings.base.to_dict())

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
+if not __package__:  # run as a file (python jobs/train.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable,  # noqa: E402

@@ -66,8 +66,8 @@ def test_trial_drivers_and_train_controllers_never_import_tensorflow(tmp_path):
         from cnn_ray.trial import TrialPlan, run_trial
         import cnn_ray.tuner, cnn_ray.run_record, cnn_ray.search_space  # the sweep's driver side
 
-        trainer = make_trainer(TrainConfig(), None, WorkerResources(2), "/tmp/unused", "unused")
-        plan = TrialPlan(PRESETS["local"], WorkerResources(), "/tmp/unused")
+        trainer = make_trainer(TrainConfig(), None, WorkerResources(2), {str(tmp_path)!r}, "unused")
+        plan = TrialPlan(PRESETS["local"], WorkerResources(), {str(tmp_path)!r})
         parts = (run_trial, plan, trainer.train_loop_per_worker, trainer.backend_config, trainer.train_loop_config)
         open({str(blob)!r}, "wb").write(pickle.dumps(parts))
     """, tmp_path)
