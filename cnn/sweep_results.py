@@ -27,7 +27,8 @@ TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 # epochs.csv: one row per trial-epoch, from the history the worker stored (cnn.epoch.run_epoch's row).
 EPOCH_COLUMNS = ("trial_id", "epoch", *METRICS, "train_seconds", "val_seconds", "test_seconds", "epoch_seconds",
-                 "images_per_second", "learning_rate", "global_batch_size", "node_id")
+                 "images_per_second", "learning_rate", "global_batch_size", "node_id",
+                 "fit_started_at")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
 
 

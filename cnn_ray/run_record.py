@@ -73,6 +73,7 @@ def write_sweep_record(experiment: str, run: dict[str, Any], settings: SweepSett
     trials, epochs = collect_trials(experiment, settings)
     trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
     record = {**run, "state": "finished",
+              "timeline": {**run.get("timeline", {}), "tables_written": time.time()},
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "wall_seconds": round(time.time() - started, 1),
               "trials": len(trials),

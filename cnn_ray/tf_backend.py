@@ -10,6 +10,8 @@ there, in the worker, which imports TensorFlow anyway.
 
 from __future__ import annotations
 
+import time
+
 import ray
 from ray._common.network_utils import build_address
 from ray.train._internal.utils import get_address_and_port
@@ -41,8 +43,15 @@ def _worker_address() -> str:
     return build_address(*get_address_and_port())
 
 
+# Filled in each training worker by _set_tf_config: when it ran and how long importing TensorFlow
+# took there (Ray's module imports it), for the worker's start-up record (cnn_ray.trainer).
+SETUP_TIMES: dict[str, float] = {}
+
+
 def _set_tf_config(worker_addresses: list[str], index: int) -> None:
     """Runs in a training worker: Ray's own TF_CONFIG set-up (and TF_USE_LEGACY_KERAS=1)."""
-    from ray.train.tensorflow.config import _setup_tensorflow_environment
+    SETUP_TIMES["backend_setup_at"], started = time.time(), time.perf_counter()
+    from ray.train.tensorflow.config import _setup_tensorflow_environment  # imports TensorFlow
 
+    SETUP_TIMES["tensorflow_import_seconds"] = time.perf_counter() - started
     _setup_tensorflow_environment(worker_addresses, index)

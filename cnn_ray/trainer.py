@@ -7,7 +7,9 @@ workers import TensorFlow, when `train_loop_per_worker` first runs in them.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -16,16 +18,31 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
+from cnn_ray import tf_backend
 from cnn_ray.tf_backend import TensorflowBackendConfig
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """What every Train worker runs: loop_config holds "config" (a TrainConfig) and "data" (an ObjectRef)."""
+    """What every Train worker runs: loop_config holds "config" (a TrainConfig), "data" (an ObjectRef)
+    and, from a sweep, "trial_started_at" (when its trial driver started, for the start-up record)."""
     started_at, started = time.time(), time.perf_counter()
-    from cnn_ray.worker_loop import run_worker  # TensorFlow: in the workers only
+    from cnn_ray.worker_loop import run_worker  # TensorFlow: in the workers only (already imported by the backend)
 
-    run_worker(loop_config["config"], loop_config["data"],
-               startup={"started_at": started_at, "tensorflow_import_seconds": time.perf_counter() - started})
+    startup = {"trial_started_at": loop_config.get("trial_started_at"), "process_started_at": process_started_at(),
+               **tf_backend.SETUP_TIMES, "started_at": started_at,
+               "worker_loop_import_seconds": time.perf_counter() - started}
+    run_worker(loop_config["config"], loop_config["data"], startup=startup)
+
+
+def process_started_at() -> float | None:
+    """When this process started (wall clock), from /proc; None where there is no /proc."""
+    try:
+        since_boot = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + since_boot / os.sysconf("SC_CLK_TCK")
 
 
 def scaling_config(resources: WorkerResources) -> ScalingConfig:
@@ -35,12 +52,12 @@ def scaling_config(resources: WorkerResources) -> ScalingConfig:
 
 def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: WorkerResources,
                  storage_path: str, name: str, max_failures: int = 2,
-                 callbacks: list | None = None) -> DataParallelTrainer:
+                 callbacks: list | None = None, trial_started_at: float | None = None) -> DataParallelTrainer:
     """A trainer whose run lives at storage_path/name; an existing run there is resumed.
     Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py)."""
     return DataParallelTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config, "data": data_ref},
+        train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at},
         backend_config=TensorflowBackendConfig(),
         scaling_config=scaling_config(resources),
         run_config=RunConfig(

@@ -7,6 +7,7 @@ and bench/trial_memory.py measures both): only the training workers do.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,12 @@ class TrialPlan:
 
 def run_trial(sample: dict[str, Any], data: dict[str, ray.ObjectRef], plan: TrialPlan) -> None:
     """One Tune trial: a distributed Train run of the sampled config, reporting to Tune per epoch."""
+    started_at = time.time()
     trainer = make_trainer(plan.settings.trial_config(sample), data["ref"], plan.resources,
                            storage_path=plan.train_runs_path,
                            name=tune.get_context().get_trial_id(),  # by trial id: a restarted trial resumes its run
                            max_failures=plan.settings.worker_max_failures,
-                           callbacks=[TuneReportCallback()])
+                           callbacks=[TuneReportCallback()], trial_started_at=started_at)
     result = trainer.fit()
     if result.error is not None:
         raise result.error

@@ -21,6 +21,7 @@ from cnn.replicas import WorkerResources
 from cnn.sweep_settings import SweepSettings
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.storage_watch import StorageWatch
+from cnn_ray.trial_clock import TrialClock
 from cnn_ray.trial import TrialPlan, trainable
 
 METRIC, MODE = "val_accuracy", "max"   # trials are ranked on validation, never on test
@@ -79,6 +80,7 @@ def build_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, storage_path: str, nam
                                     search_alg=searcher, num_samples=num_samples),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
                                   stop=StorageWatch(plan.experiment_path),
+                                  callbacks=[TrialClock(plan.experiment_path)],
                                   failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures)),
     )
 

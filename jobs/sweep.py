@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+LAUNCHED = time.time()  # before the heavy imports: the start of sweep.json's "timeline"
+
 if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.resume and _exists(experiment):
         fail(f"{experiment} already exists; pass --resume to continue it or choose another --name")
     check_storage_writable(root)
+    timeline = {"launched": LAUNCHED, "ray_starting": time.time()}
     connect_ray()
+    timeline["ray_ready"] = time.time()
     cluster = sweep_lib.cluster_capacity()
     resources = settings.resources_for(cluster_gpus=cluster.get("GPU", 0.0))
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
@@ -141,11 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         tuner = sweep_lib.build_tuner(plan, data_ref, root, name, concurrent)
     write_started_record(experiment, run)
+    timeline["tuner_started"] = time.time()
     tuner.fit()
+    timeline["tuner_ended"] = time.time()
     problem = probe_write(experiment)
     if problem:
         _storage_failed(experiment, root, name, problem)
-    record = write_sweep_record(experiment, run, settings, started=started)
+    record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
     _print_leaderboard(record["trials_csv"])
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
           f"tensorboard --logdir {experiment}", flush=True)
