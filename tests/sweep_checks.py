@@ -15,6 +15,7 @@ import pandas as pd
 
 from cnn.checkpoint_state import STATE_FILE, CheckpointState
 from cnn.model_io import load_model
+from cnn_ray.trial_clock import read_trial_times
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,23 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
             assert len(str(ids).split(";")) == workers_per_trial, "one node id per training worker"
     record = json.loads((experiment / "sweep.json").read_text())
     assert record["trials"] == expected_trials and record["packages"]["ray"].startswith("2.60")
+    check_timing_records(experiment, record, trials, epochs)
     return trials, epochs
+
+
+def check_timing_records(experiment: Path, record: dict, trials: pd.DataFrame, epochs: pd.DataFrame) -> None:
+    """What bench/sweep_overhead.py reads: the driver's timeline in order, and each trial's time on its
+    CPUs (trial_times.json) holding all of its epochs."""
+    timeline = record["timeline"]
+    steps = ["launched", "ray_starting", "ray_ready", "tuner_started", "tuner_ended", "tables_written"]
+    assert [timeline[k] for k in steps] == sorted(timeline[k] for k in steps)
+    times = read_trial_times(str(experiment))
+    assert set(times) == set(trials["trial_id"]), "a start and an end for every trial"
+    since = 0.0 if "resumed" in record else timeline["tuner_started"]  # a resumed sweep's timeline is its own
+    for trial_id, mine in epochs.groupby("trial_id"):
+        started, ended = min(times[trial_id]["starts"]), max(times[trial_id]["ends"])
+        assert since <= started <= mine["fit_started_at"].min()
+        assert (mine["fit_started_at"] + mine["epoch_seconds"]).max() <= ended <= timeline["tuner_ended"]
 
 
 def start_sweep(args: list[str], data_dir: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -143,3 +143,27 @@ def test_several_steps_per_call_train_exactly_the_same_steps():
     one, four = trained(1), trained(4)
     assert one[1] == four[1] == 6
     assert all(np.array_equal(a, b) for a, b in zip(one[0], four[0]))
+
+
+@pytest.mark.parametrize("training_batch, images, workers, expected", [
+    (64, 2000, 1, 256), (64, 400, 2, 200), (64, 100, 2, 64), (512, 2000, 1, 512)])
+def test_evaluation_batches_are_large_and_every_worker_shard_holds_one(training_batch, images, workers, expected):
+    from cnn.pipeline import evaluation_batch_size
+
+    assert evaluation_batch_size(training_batch, images, workers) == expected
+
+
+def test_evaluating_in_large_batches_gives_the_metrics_of_training_sized_batches():
+    """The test set is evaluated every epoch in evaluation batches (cheaper per image); the
+    accuracy is the same image by image, the loss the same up to float summation order."""
+    from cnn.pipeline import evaluation_dataset
+
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((600, 28, 28, 1), np.float32), rng.integers(0, 10, 600)
+    y = np.eye(10, dtype=np.float32)[labels]
+    model = build_model(TrainConfig(l2_conv=1e-3, l2_dense=1e-3), (28, 28, 1), 10)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # moving statistics off their initial values
+    small = model.evaluate(x, y, batch_size=64, return_dict=True, verbose=0)
+    large = model.evaluate(evaluation_dataset(x, y, 64), return_dict=True, verbose=0)
+    assert large["accuracy"] == small["accuracy"]
+    assert large["loss"] == pytest.approx(small["loss"], rel=1e-5)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cnn.model_io import load_model
+from cnn_ray.trial_clock import read_trial_times
 from ray_cluster import head_node as start_head, token_env
 from sweep_checks import REPO, check_tables, finished_and_next_started, job_env, run_sweep, wait_until
 
@@ -100,3 +101,5 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     for trial, checkpoints in before.items():
         after = sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
         assert after == checkpoints, f"finished trial {trial} was trained again"
+    times = read_trial_times(str(experiment))  # the resumed sweep kept the first run's trial times
+    assert all(len(times[trial]["starts"]) == 1 and len(times[trial]["ends"]) == 1 for trial in finished)
