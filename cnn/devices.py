@@ -12,12 +12,6 @@ TensorFlow has run an op and initialised its devices:
   which then sees every GPU of its node: MultiWorkerMirroredStrategy would make a replica on
   each of them. A worker granted none hides the GPUs; a worker granted some and seeing
   another number fails with one line instead of training on its CPU in silence.
-- **Threads for the CPUs granted.** TensorFlow sizes its thread pools to the node's cores, not
-  to the CPUs Ray granted the process: eight 1-CPU trials on a 32-core node would each start 32
-  compute threads. `limit_threads` sizes the intra-op pool (the threads one op's work is split
-  over) to the grant, and the inter-op pool (independent ops side by side) to the grant but at
-  least 2, so that the input pipeline's ops and MultiWorkerMirroredStrategy's collectives never
-  wait for a single thread.
 - **NCCL on GPUs.** MultiWorkerMirroredStrategy's default (AUTO) resolves to TensorFlow's
   ring all-reduce over gRPC on the host in eager mode; only an explicit NCCL hint puts
   gradients on NCCL (NVLink, PCIe peer-to-peer, or the network without host copies).
@@ -57,15 +51,6 @@ def enable_memory_growth() -> list[tf.config.PhysicalDevice]:
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     return gpus
-
-
-def limit_threads(cpus: float) -> dict[str, int]:
-    """Size TensorFlow's thread pools to `cpus` granted (a fraction rounded down): intra-op to that
-    (at least 1), inter-op to that but at least 2. Call before the first TensorFlow op."""
-    threads = {"intra_op": max(1, int(cpus)), "inter_op": max(2, int(cpus))}
-    tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op"])
-    tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op"])
-    return threads
 
 
 def use_granted_gpus(granted_ids: list[str], where: str) -> list[tf.config.PhysicalDevice]:

@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from cnn.config import TrainConfig
 from cnn.data import Dataset
-from cnn.devices import (communication_options, limit_threads, op_determinism_enabled,
-                         resolved_steps_per_execution, use_granted_gpus)
+from cnn.devices import (communication_options, op_determinism_enabled, resolved_steps_per_execution,
+                         use_granted_gpus)
 from cnn.epoch import run_epoch, stop_reason
 from cnn.keras_compat import keras
 from cnn.model import build_model
@@ -44,10 +44,8 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
     startup = dict(startup or {})
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    # First, before any TensorFlow op: which GPUs this worker uses, with memory growth, and as many
-    # compute threads as the CPUs Ray granted it (cnn/devices.py).
+    # First, before any TensorFlow op: which GPUs this worker uses, with memory growth (cnn/devices.py).
     gpus = use_granted_gpus([str(i) for i in ray.get_gpu_ids()], where=_where(rank))
-    threads = limit_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0))
     phase = time.perf_counter()
     data: Dataset = ray.get(data_ref)  # read once by the driver, shared via the object store
     startup["data_fetch_seconds"], phase = time.perf_counter() - phase, time.perf_counter()
@@ -67,7 +65,7 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
         steps_per_execution=resolved_steps_per_execution(requested.steps_per_execution, on_gpu=bool(gpus)))
     devices = {"gpus": [gpu.name for gpu in gpus], "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                "communication": communication.implementation.name, "replicas_in_sync": layout.replicas_in_sync,
-               "steps_per_execution": config.steps_per_execution, "threads": threads,
+               "steps_per_execution": config.steps_per_execution,
                "op_determinism": op_determinism_enabled()}
     keras.utils.set_random_seed(config.seed)
     steps = layout.steps_per_epoch(len(data.x_train), config.batch_size)

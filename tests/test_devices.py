@@ -76,20 +76,10 @@ def test_a_training_worker_enables_memory_growth_before_its_first_tensorflow_op(
         class Fetched(Exception):
             pass
 
-        def record_threads(name, real):
-            def call(threads):
-                calls.append({"call": name, "threads": threads, "initialised": devices.devices_initialised()})
-                real(threads)
-            return call
-
-        threading = tf.config.threading
-        threading.set_intra_op_parallelism_threads = record_threads("intra_op", threading.set_intra_op_parallelism_threads)
-        threading.set_inter_op_parallelism_threads = record_threads("inter_op", threading.set_inter_op_parallelism_threads)
         context = mock.Mock(get_world_rank=lambda: 0, get_world_size=lambda: 1)
-        runtime = mock.Mock(get_assigned_resources=lambda: {"CPU": 3.0, "GPU": 1.0})
         with mock.patch.object(ray.train, "get_context", return_value=context), \\
              mock.patch.object(ray, "get_gpu_ids", return_value=[0]), \\
-             mock.patch.object(ray, "get_runtime_context", return_value=runtime), \\
+             mock.patch.object(ray, "get_runtime_context"), \\
              mock.patch.object(ray, "get", side_effect=Fetched):
             try:
                 train_loop_per_worker({"config": TrainConfig(), "data": None})
@@ -97,26 +87,8 @@ def test_a_training_worker_enables_memory_growth_before_its_first_tensorflow_op(
                 report("stopped at the dataset fetch")
     """)
     assert result["outcome"] == "stopped at the dataset fetch"
-    # Memory growth, then thread pools sized to the 3 CPUs Ray granted, all before TensorFlow's first op.
-    assert result["calls"] == [{"call": "set_memory_growth", "initialised": False},
-                               {"call": "intra_op", "threads": 3, "initialised": False},
-                               {"call": "inter_op", "threads": 3, "initialised": False}]
+    assert result["calls"] == [{"call": "set_memory_growth", "initialised": False}]
     assert result["growth_setting"] == "true"
-
-
-@pytest.mark.parametrize("granted, intra, inter", [(0.5, 1, 2), (1.0, 1, 2), (2.0, 2, 2), (3.5, 3, 3)])
-def test_thread_pools_follow_the_cpus_granted_not_the_machine(granted, intra, inter):
-    """A 1-CPU trial on a 2-core machine must not split its ops over 2 threads against its neighbour."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        import tensorflow as tf
-        from cnn import devices
-        assert devices.limit_threads({granted}) == {{"intra_op": {intra}, "inter_op": {inter}}}
-        tf.constant(1.0) + 1.0  # TensorFlow starts its pools with the sizes set
-        print(tf.config.threading.get_intra_op_parallelism_threads(),
-              tf.config.threading.get_inter_op_parallelism_threads())
-    """)], cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == [str(intra), str(inter)]
 
 
 def test_the_report_enables_memory_growth_before_it_loads_anything():

@@ -46,9 +46,8 @@ def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
     for worker in workers:  # CPU workers: no GPU, the ring all-reduce, one replica each, auto steps of 1
         recorded = {k: v for k, v in worker["devices"].items() if k != "cuda_visible_devices"}  # machine-dependent
-        # One intra-op thread: each worker was granted 1 CPU (cnn.devices.limit_threads).
         assert recorded == {"gpus": [], "communication": "RING", "replicas_in_sync": 2, "steps_per_execution": 1,
-                            "op_determinism": False, "threads": {"intra_op": 1, "inter_op": 2}}
+                            "op_determinism": False}
         # Where a worker's start-up went, and what writing this checkpoint took (bench/sweep_overhead.py reads them).
         startup = worker["startup"]
         phases = ("tensorflow_import_seconds", "worker_loop_import_seconds", "data_fetch_seconds",
