@@ -139,7 +139,7 @@ def _kerastuner_child(args: argparse.Namespace) -> None:
             for epoch in range(initial_epoch + 1, epochs):
                 stream = stream.concatenate(training_dataset(data.x_train, data.y_train, config, epoch))
             return model.fit(stream, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                             validation_data=val_set, callbacks=[*callbacks, clock], verbose=0)
+                             validation_data=val_set, callbacks=[clock, *callbacks], verbose=0)  # clock first: KerasTuner's per-epoch work is not validation
 
     def _config(hp):
         return settings.trial_config({
@@ -234,7 +234,8 @@ def sweep_figures(experiment: Path, launched: float, exited: float) -> dict[str,
                 for _, g in epochs.groupby("trial_id"))),
             "cpus_per_trial": cpus_per_trial,
             "launch_to_first_epoch_seconds": float(epochs["fit_started_at"].min() - launched),
-            "breakdown_cpu_seconds": _breakdown(rows, timeline, launched, cpus_per_trial),
+            "breakdown_cpu_seconds": _breakdown(rows, timeline, launched, cpus_per_trial,
+                                                float(record["cluster_resources"].get("CPU", os.cpu_count() or 1))),
             "trials": rows}
 
 
@@ -256,9 +257,10 @@ def _trial_phases(experiment: Path, trial_id: str, epochs: Any, times: dict[str,
                                     marks["loop"]),
         "dataset fetch": startup.get("data_fetch_seconds", 0.0),
         "strategy and model build": startup.get("strategy_seconds", 0.0) + startup.get("model_build_seconds", 0.0),
-        "other set-up before the first epoch (imports, restore, input pipelines)": _gap(
+        # max(0, …): after a worker-group restart the record is the last attempt's, the epochs every attempt's.
+        "other set-up before the first epoch (imports, restore, input pipelines)": max(0.0, _gap(
             marks["loop"], float(epochs["fit_started_at"].iloc[0])) - sum(
-            startup.get(k, 0.0) for k in ("data_fetch_seconds", "strategy_seconds", "model_build_seconds")),
+            startup.get(k, 0.0) for k in ("data_fetch_seconds", "strategy_seconds", "model_build_seconds"))),
         "training": float(epochs["train_seconds"].sum()),
         "validation": float(epochs["val_seconds"].sum()),
         "test evaluation": float(epochs["test_seconds"].sum()),
@@ -288,9 +290,10 @@ def _gap(start: float | None, end: float | None) -> float:
 
 
 def _breakdown(rows: list[dict[str, Any]], timeline: dict[str, float], launched: float,
-               cpus_per_trial: float) -> dict[str, float]:
-    """CPU-seconds by phase; they sum to the run's wall time x the machine's CPUs."""
-    cpus = os.cpu_count() or 1
+               cpus_per_trial: float, cpus: float) -> dict[str, float]:
+    """CPU-seconds by phase; they sum to the run's wall time x the cluster's CPUs. A trial's time
+    ends when Tune ended it: for a trial the scheduler stopped, that is before its worker group
+    was torn down, so its tear-down counts as idle."""
     total: dict[str, float] = {
         "before Ray (imports, data load)": (timeline["ray_starting"] - launched) * cpus,
         "Ray start": (timeline["ray_ready"] - timeline["ray_starting"]) * cpus,
@@ -328,7 +331,7 @@ def _print_runs(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
         breakdown = run["breakdown_cpu_seconds"]
         capacity = sum(breakdown.values())
         print_table(f"where the CPU-seconds went: {run['tool']} run {run['repeat']} "
-                    f"({run['wall_seconds']:.0f} s x {os.cpu_count()} CPUs)", ["phase", "CPU-seconds", "share"],
+                    f"({run['wall_seconds']:.0f} s x {capacity / run['wall_seconds']:.0f} CPUs)", ["phase", "CPU-seconds", "share"],
                     [[phase, seconds, f"{100 * seconds / capacity:.1f}%"] for phase, seconds in breakdown.items()])
 
 

@@ -48,13 +48,14 @@ EVALUATION_BATCH_SIZE = 256
 
 def evaluation_batch_size(training_batch: int, images: int, workers: int = 1) -> int:
     """The batch for evaluating `images` on `workers`: at least the training batch, at most
-    EVALUATION_BATCH_SIZE, and small enough that every worker's shard holds a batch."""
+    EVALUATION_BATCH_SIZE, and at most images // workers, so that however the strategy splits
+    the set over the workers none is left without images."""
     return max(training_batch, min(EVALUATION_BATCH_SIZE, images // max(1, workers)))
 
 
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, workers: int = 1) -> tf.data.Dataset:
     """Unaugmented, in order, in evaluation batches (`batch_size` is the training batch). Under a
-    distribution strategy Keras shards it by batch across the `workers`."""
+    distribution strategy Keras splits it over the `workers` and their replicas."""
     # Cached: the same batches every epoch, built once (the arrays are already in memory).
     batch = evaluation_batch_size(batch_size, len(x), workers)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()

@@ -1,7 +1,8 @@
 """When each trial held its resources: a Tune callback that stores every trial's start and end.
 
-Tune records when a trial started but not when it let go of its CPUs (after its last report its
-Train run still tears down its worker group). bench/sweep_overhead.py needs both to say how much
+Tune records when a trial started but not when it ended. "ends" is when Tune ended the trial: for a
+trial that finished, after its Train run tore down its worker group; for one the scheduler stopped,
+when Tune decided to stop it, before that tear-down. bench/sweep_overhead.py needs both to say how much
 of a sweep went to start-up, tear-down and CPUs left idle. Stored as `trial_times.json` in the
 experiment folder, rewritten at each start and end (a few hundred bytes); a resumed sweep adds to it.
 """
