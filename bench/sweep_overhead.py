@@ -16,7 +16,7 @@ process that uses both cores (validation each epoch); the sweep runs
 time from launch to the search's results (the sweep's tables written; KerasTuner's search
 returned); the sweep's report, built afterwards, is timed apart. The breakdown splits the run's
 CPU-seconds (wall time x the machine's CPUs) into phases, from the runs' own records: sweep.json's
-timeline, trial_times.json (when each trial took and let go of its CPUs), the workers' start-up
+timeline, trial_times.csv (when each trial took and let go of its CPUs), the workers' start-up
 records in the checkpoints, and epochs.csv.
 """
 
