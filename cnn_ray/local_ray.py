@@ -6,40 +6,62 @@ a second Ray instance on the same machine (another local sweep, a person's own
 `ray start`), that scan fails with "Found multiple active Ray instances", the cleaner dies,
 and the placement groups of trials that ASHA stopped are never freed: the next trials wait
 for CPUs forever and the sweep hangs (seen on Ray 2.60 with three local instances).
-Choosing the GCS port before starting, and handing every worker RAY_ADDRESS through the
-job's runtime environment, removes the guess.
+Choosing the GCS port before starting, and handing every worker RAY_ADDRESS, removes the guess.
+
+How workers get RAY_ADDRESS (and the caller's other settings) matters for speed: every Ray
+process inherits the environment of the raylet, which inherits this process's, so the settings
+are put in this process's environment while Ray starts (and taken out again after). A job
+runtime environment (`runtime_env={"env_vars": ...}`) would do the same, but then Ray sets up
+that runtime environment for every process it starts (a trial starts five: trial driver, Train
+controller, placement-group cleaner, synchronisation actor, training worker) and cannot hand
+out the idle worker processes it starts with: about 1 s more per process here
+(bench/README.md, "Sweep overhead").
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 GCS_PORT_SETTING = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a local GCS
+ADDRESS_SETTING = "RAY_ADDRESS"
 
 
 def init_local_ray(env_vars: dict[str, str] | None = None, **init_kwargs: Any) -> str:
-    """`ray.init(address="local", ...)` with RAY_ADDRESS set for all its workers; returns the GCS address."""
+    """`ray.init(address="local", ...)` whose every process has `env_vars` and RAY_ADDRESS set;
+    returns the GCS address."""
     import ray
 
     node_ip = ray.util.get_node_ip_address()
     port = _free_port(node_ip)
     address = f"{node_ip}:{port}"
-    previous = os.environ.get(GCS_PORT_SETTING)
-    os.environ[GCS_PORT_SETTING] = str(port)
-    try:
-        ray.init(address="local", runtime_env={"env_vars": {**(env_vars or {}), "RAY_ADDRESS": address}},
-                 **init_kwargs)
-    finally:
-        if previous is None:
-            os.environ.pop(GCS_PORT_SETTING, None)
-        else:
-            os.environ[GCS_PORT_SETTING] = previous
+    inherited = {**(env_vars or {}), ADDRESS_SETTING: address, GCS_PORT_SETTING: str(port)}
+    with environment(inherited):
+        # address="local" starts a new cluster whatever RAY_ADDRESS says (Ray reads the variable
+        # only for address=None or "auto").
+        ray.init(address="local", **init_kwargs)
     started = ray.get_runtime_context().gcs_address
     if started != address:  # Ray chose otherwise: say so rather than hand workers a wrong address
         raise RuntimeError(f"local Ray started its GCS at {started}, not at the chosen {address}")
     return address
+
+
+@contextmanager
+def environment(settings: dict[str, str]) -> Iterator[None]:
+    """These environment variables set inside the block, the previous values restored after."""
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _free_port(host: str) -> int:
