@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, print_table, write_record
+from process_cpu import ProcessCpu
 
 TOOLS = ("kerastuner", "sweep")
 
@@ -88,7 +89,7 @@ def _run_kerastuner(args: argparse.Namespace) -> dict[str, Any]:
                    "--epochs", str(args.epochs), "--reduction-factor", str(args.reduction_factor),
                    "--search-seed", str(args.search_seed)] + (["--data-dir", args.data_dir] if args.data_dir else [])
         launched = time.time()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        done, cpu = _run_measured(command)
         if done.returncode:
             raise SystemExit(f"error: the KerasTuner run failed:\n{done.stderr[-3000:]}")
         child = json.loads(out.read_text())
@@ -104,7 +105,8 @@ def _run_kerastuner(args: argparse.Namespace) -> dict[str, Any]:
             "launch_to_first_epoch_seconds": child["first_epoch_at"] - launched,
             "breakdown_cpu_seconds": {"training": train * cpus, "validation": val * cpus,
                                       "other (start-up, model builds, KerasTuner's checkpoints)":
-                                          (wall - train - val) * cpus}}
+                                          (wall - train - val) * cpus},
+            "cpu_seconds_by_process": cpu}
 
 
 def _kerastuner_child(args: argparse.Namespace) -> None:
@@ -200,11 +202,21 @@ def _run_sweep(args: argparse.Namespace) -> dict[str, Any]:
                    "--search-seed", str(args.search_seed), "--storage-path", storage, "--name", "overhead",
                    *(["--data-dir", args.data_dir] if args.data_dir else []), *args.sweep_args]
         launched = time.time()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        done, cpu = _run_measured(command)
         exited = time.time()
         if done.returncode:
             raise SystemExit(f"error: the sweep failed:\n{done.stderr[-3000:]}")
-        return sweep_figures(Path(storage) / "overhead", launched, exited)
+        return {**sweep_figures(Path(storage) / "overhead", launched, exited), "cpu_seconds_by_process": cpu}
+
+
+def _run_measured(command: list[str]) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    """Run `command` to its end, sampling the CPU time of its whole process tree (bench/process_cpu.py)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True)
+        with ProcessCpu(child.pid) as cpu:
+            child.wait()
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(command, child.returncode, out.read(), err.read()), cpu.by_group()
 
 
 def sweep_figures(experiment: Path, launched: float, exited: float) -> dict[str, Any]:
@@ -333,6 +345,13 @@ def _print_runs(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
         print_table(f"where the CPU-seconds went: {run['tool']} run {run['repeat']} "
                     f"({run['wall_seconds']:.0f} s x {capacity / run['wall_seconds']:.0f} CPUs)", ["phase", "CPU-seconds", "share"],
                     [[phase, seconds, f"{100 * seconds / capacity:.1f}%"] for phase, seconds in breakdown.items()])
+        if run.get("cpu_seconds_by_process"):
+            used = sum(run["cpu_seconds_by_process"].values())
+            print_table(f"CPU time the processes really used (/proc): {run['tool']} run {run['repeat']}, "
+                        f"{used:.0f} CPU-seconds of {capacity:.0f} ({100 * used / capacity:.0f}%)",
+                        ["processes", "CPU-seconds", "share of used"],
+                        [[group, seconds, f"{100 * seconds / used:.1f}%"]
+                         for group, seconds in run["cpu_seconds_by_process"].items()])
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

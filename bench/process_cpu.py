@@ -1,0 +1,125 @@
+"""CPU-seconds spent by every process of a run, grouped by what the process is, read from /proc.
+
+A sweep's wall-clock phases (bench/sweep_overhead.py's breakdown) say when a trial was starting or
+training; they cannot say what the CPUs did meanwhile: on a 2-core machine one trial's start-up
+runs beside another trial's training, and Ray's own daemons use CPU all along. This sampler reads
+the CPU time (user + system) of the benchmark's process tree once a second and keeps, for every
+process it saw, the last reading (a process that exits loses at most its last second). Ray names
+its worker processes after what they run (`ray::RayTrainWorker`, `ray::TrainController`, ...),
+which gives the groups.
+
+    with ProcessCpu(root_pid) as cpu:
+        ... run ...
+    cpu.by_group()  # {"training workers": 812.4, "Ray daemons (GCS, raylet, dashboard, agents)": 61.0, ...}
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+# (group, substrings of the command line that put a process in it), first match wins.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("training workers", ("ray::RayTrainWorker", "ray::_RayTrainWorker")),
+    ("Train controllers", ("ray::TrainController",)),
+    ("trial drivers (Tune function actors)", ("ray::_Inner", "ray::ImplicitFunc", "run_trial")),
+    ("Train helpers (synchronisation actor, placement-group cleaner, state actor)",
+     ("ray::SynchronizationActor", "ray::PlacementGroupCleaner", "ray::TrainStateActor")),
+    ("Ray daemons (GCS, raylet, dashboard, agents, log monitor)",
+     ("gcs_server", "raylet", "dashboard", "runtime_env", "log_monitor", "monitor.py", "agent")),
+)
+IDLE_WORKERS = "Ray worker processes before or without an actor"
+SWEEP_DRIVER = "sweep driver (Tune loop, tables, report)"
+OTHER = "other processes"
+
+
+class ProcessCpu:
+    """Samples the CPU time of `root` and all its descendants in a background thread."""
+
+    def __init__(self, root: int, interval: float = 1.0) -> None:
+        self.root, self.interval = root, interval
+        self.seen: dict[int, tuple[str, float]] = {}   # pid -> (group, CPU-seconds at the last reading)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "ProcessCpu":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_group(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for group, seconds in self.seen.values():
+            totals[group] = totals.get(group, 0.0) + seconds
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+        self.sample()
+
+    def sample(self) -> None:
+        for pid in descendants(self.root):
+            reading = cpu_seconds(pid)
+            if reading is None:
+                continue
+            group = self.seen[pid][0] if pid in self.seen else IDLE_WORKERS
+            if group == IDLE_WORKERS:  # Ray titles a worker process after its actor once it has one
+                group = SWEEP_DRIVER if pid == self.root else group_of(command_line(pid))
+            self.seen[pid] = (group, reading)
+
+
+def group_of(command: str) -> str:
+    for group, marks in GROUPS[:-1]:
+        if any(mark in command for mark in marks):
+            return group
+    if "default_worker.py" in command or "ray::" in command:  # before the daemons: its flags name the raylet
+        return IDLE_WORKERS
+    daemons, marks = GROUPS[-1]
+    return daemons if any(mark in command for mark in marks) else OTHER
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of `pid` (its own, not its children's), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (Ray's daemons and workers are children of the driver's tree)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent = _parent(int(entry.name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
