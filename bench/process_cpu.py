@@ -28,8 +28,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trial drivers (Tune function actors)", ("ray::_Inner", "ray::ImplicitFunc", "run_trial")),
     ("Train helpers (synchronisation actor, placement-group cleaner, state actor)",
      ("ray::SynchronizationActor", "ray::PlacementGroupCleaner", "ray::TrainStateActor")),
-    ("Ray daemons (GCS, raylet, dashboard, agents, log monitor)",
-     ("gcs_server", "raylet", "dashboard", "runtime_env", "log_monitor", "monitor.py", "agent")),
+    # The raylet starts the two agents as titled processes; the dashboard forks one process per module.
+    ("Ray daemons (GCS, raylet, dashboard, agents, monitors)",
+     ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray-dashboard-", "multiprocessing.forkserver",
+      "/gcs/gcs_server", "/raylet/raylet", "/dashboard/dashboard.py", "/log_monitor.py", "/monitor.py")),
 )
 IDLE_WORKERS = "Ray worker processes before or without an actor"
 SWEEP_DRIVER = "sweep driver (Tune loop, tables, report)"
@@ -77,13 +79,12 @@ class ProcessCpu:
 
 
 def group_of(command: str) -> str:
-    for group, marks in GROUPS[:-1]:
+    if "default_worker.py" in command:  # a worker Ray has not titled yet (its flags name the raylet's socket)
+        return IDLE_WORKERS
+    for group, marks in GROUPS:
         if any(mark in command for mark in marks):
             return group
-    if "default_worker.py" in command or "ray::" in command:  # before the daemons: its flags name the raylet
-        return IDLE_WORKERS
-    daemons, marks = GROUPS[-1]
-    return daemons if any(mark in command for mark in marks) else OTHER
+    return IDLE_WORKERS if command.startswith("ray::") else OTHER
 
 
 def command_line(pid: int) -> str:

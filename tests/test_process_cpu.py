@@ -15,7 +15,9 @@ def test_processes_are_grouped_by_the_title_ray_gives_them():
     assert group_of("ray::IDLE") == IDLE_WORKERS
     # A worker not yet titled names the raylet in its flags: it is a worker, not the raylet.
     assert group_of("python default_worker.py --raylet-name=/tmp/ray/sockets/raylet") == IDLE_WORKERS
-    assert group_of("/venv/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x").startswith("Ray daemons")
+    for daemon in ("/venv/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x", "ray::DashboardAgent",
+                   "ray::RuntimeEnvAgent", "ray-dashboard-StateHead-0 (python -B -c ...)"):
+        assert group_of(daemon).startswith("Ray daemons"), daemon
     assert group_of("/usr/bin/python3 something_else.py") == OTHER
 
 
