@@ -253,7 +253,7 @@ def sweep_figures(experiment: Path, launched: float, exited: float) -> dict[str,
 
 def _trial_phases(experiment: Path, trial_id: str, epochs: Any, times: dict[str, Any]) -> dict[str, Any]:
     """Seconds of one trial's life, phase by phase (wall seconds of the trial's own slot)."""
-    startup = _startup_record(experiment, trial_id)
+    startup = startup_record(experiment, trial_id)
     epochs = epochs.sort_values("epoch")
     ends = epochs["fit_started_at"] + epochs["epoch_seconds"]
     tune_start = min(times.get("starts", [startup.get("trial_started_at") or epochs["fit_started_at"].min()]))
@@ -286,7 +286,7 @@ def _trial_phases(experiment: Path, trial_id: str, epochs: Any, times: dict[str,
             "checkpoint_write_seconds_latest": startup.get("checkpoint_write_seconds")}
 
 
-def _startup_record(experiment: Path, trial_id: str) -> dict[str, Any]:
+def startup_record(experiment: Path, trial_id: str) -> dict[str, Any]:
     """Rank 0's start-up record and checkpoint write time, from the trial's latest checkpoint."""
     from cnn.checkpoint_state import read_worker_records
 
