@@ -30,8 +30,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("ray::SynchronizationActor", "ray::PlacementGroupCleaner", "ray::TrainStateActor")),
     # The raylet starts the two agents as titled processes; the dashboard forks one process per module.
     ("Ray daemons (GCS, raylet, dashboard, agents, monitors)",
-     ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray-dashboard-", "multiprocessing.forkserver",
-      "/gcs/gcs_server", "/raylet/raylet", "/dashboard/dashboard.py", "/log_monitor.py", "/monitor.py")),
+     ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "/dashboard/agent.py", "/runtime_env/agent/main.py",
+      "ray-dashboard-", "multiprocessing.forkserver", "/gcs/gcs_server", "/raylet/raylet",
+      "/dashboard/dashboard.py", "/log_monitor.py", "/monitor.py")),
 )
 IDLE_WORKERS = "Ray worker processes before or without an actor"
 SWEEP_DRIVER = "sweep driver (Tune loop, tables, report)"
@@ -41,9 +42,10 @@ OTHER = "other processes"
 class ProcessCpu:
     """Samples the CPU time of `root` and all its descendants in a background thread."""
 
-    def __init__(self, root: int, interval: float = 1.0) -> None:
-        self.root, self.interval = root, interval
-        self.seen: dict[int, tuple[str, float]] = {}   # pid -> (group, CPU-seconds at the last reading)
+    def __init__(self, root: int, interval: float = 1.0, root_group: str = SWEEP_DRIVER) -> None:
+        self.root, self.interval, self.root_group = root, interval, root_group
+        # (pid, start time) -> (group, CPU-seconds at the last reading); the start time tells a reused pid apart
+        self.seen: dict[tuple[int, int], tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,13 +71,14 @@ class ProcessCpu:
 
     def sample(self) -> None:
         for pid in descendants(self.root):
-            reading = cpu_seconds(pid)
+            reading = cpu_reading(pid)
             if reading is None:
                 continue
-            group = self.seen[pid][0] if pid in self.seen else IDLE_WORKERS
-            if group == IDLE_WORKERS:  # Ray titles a worker process after its actor once it has one
-                group = SWEEP_DRIVER if pid == self.root else group_of(command_line(pid))
-            self.seen[pid] = (group, reading)
+            key, seconds = (pid, reading[1]), reading[0]
+            group = self.seen[key][0] if key in self.seen else IDLE_WORKERS
+            if group in (IDLE_WORKERS, OTHER):  # Ray titles its processes once they know their role
+                group = self.root_group if pid == self.root else group_of(command_line(pid))
+            self.seen[key] = (group, seconds)
 
 
 def group_of(command: str) -> str:
@@ -94,13 +97,14 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of `pid` (its own, not its children's), or None if it is gone."""
+def cpu_reading(pid: int) -> tuple[float, int] | None:
+    """User + system CPU seconds of `pid` (its own, not its children's) and its start time (in clock
+    ticks since boot), or None if it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[19])
 
 
 def _parent(pid: int) -> int | None:

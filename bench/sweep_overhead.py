@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, print_table, write_record
-from process_cpu import ProcessCpu
+from process_cpu import SWEEP_DRIVER, ProcessCpu
 
 TOOLS = ("kerastuner", "sweep")
 
@@ -89,7 +89,7 @@ def _run_kerastuner(args: argparse.Namespace) -> dict[str, Any]:
                    "--epochs", str(args.epochs), "--reduction-factor", str(args.reduction_factor),
                    "--search-seed", str(args.search_seed)] + (["--data-dir", args.data_dir] if args.data_dir else [])
         launched = time.time()
-        done, cpu = _run_measured(command)
+        done, cpu = _run_measured(command, root_group="KerasTuner (one process)")
         if done.returncode:
             raise SystemExit(f"error: the KerasTuner run failed:\n{done.stderr[-3000:]}")
         child = json.loads(out.read_text())
@@ -209,12 +209,17 @@ def _run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         return {**sweep_figures(Path(storage) / "overhead", launched, exited), "cpu_seconds_by_process": cpu}
 
 
-def _run_measured(command: list[str]) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+def _run_measured(command: list[str], root_group: str = SWEEP_DRIVER) -> tuple[subprocess.CompletedProcess,
+                                                                               dict[str, float]]:
     """Run `command` to its end, sampling the CPU time of its whole process tree (bench/process_cpu.py)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True)
-        with ProcessCpu(child.pid) as cpu:
-            child.wait()
+        with subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True) as child, \
+                ProcessCpu(child.pid, root_group=root_group) as cpu:
+            try:
+                child.wait()
+            except BaseException:  # interrupted: do not leave the run (and its Ray) behind
+                child.kill()
+                raise
         out.seek(0), err.seek(0)
         return subprocess.CompletedProcess(command, child.returncode, out.read(), err.read()), cpu.by_group()
 

@@ -12,7 +12,11 @@ the first epoch, and per trial (median of the four) its start-up from Tune start
 first epoch, split into trial driver to the training worker's process, that process to Ray
 Train's backend set-up, and TensorFlow's import; then its tear-down (last epoch's end to Tune's
 end of the trial) and the gap until Tune starts the next trial. Another checkout runs with
-PYTHONPATH set to it, which Ray's worker processes inherit, so its own code runs everywhere.
+PYTHONPATH set to it, which Ray's worker processes inherit, so its own code runs everywhere; it
+must be 7451ae1 or later (trial_times.csv). The sweep always starts its own local Ray
+(RAY_ADDRESS is removed from its environment). "Driver to worker process" is negative for a
+trial whose training worker took one of the idle processes Ray starts with (the process is older
+than the trial).
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ def _run(checkout: Path, data_dir: str | None) -> dict[str, Any]:
         command = [sys.executable, "jobs/sweep.py", *SWEEP, "--storage-path", storage, "--name", "startup",
                    *(["--data-dir", data_dir] if data_dir else [])]
         done = subprocess.run(command, cwd=checkout, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(checkout)})
+                              env={**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+                                   "PYTHONPATH": str(checkout)})
         if done.returncode:
             raise SystemExit(f"error: the sweep in {checkout} failed:\n{done.stderr[-3000:]}")
         return startup_figures(Path(storage) / "startup")
@@ -87,7 +92,9 @@ def startup_figures(experiment: Path) -> dict[str, float]:
     times = read_trial_times(str(experiment))
     trials = []
     for trial_id, group in epochs.groupby("trial_id"):
-        marks, clock = startup_record(experiment, trial_id), times[trial_id]
+        marks, clock = startup_record(experiment, trial_id), times.get(trial_id)
+        if not marks or not clock:
+            raise SystemExit(f"error: trial {trial_id} of {experiment} has no start-up record or no trial times")
         start, end = min(clock["starts"]), max(clock["ends"])
         trials.append({"start": start, "end": end,
                        "startup": group["fit_started_at"].min() - start,

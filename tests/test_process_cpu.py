@@ -21,12 +21,14 @@ def test_processes_are_grouped_by_the_title_ray_gives_them():
     assert group_of("/usr/bin/python3 something_else.py") == OTHER
 
 
-def test_the_cpu_time_of_a_child_that_exits_is_kept():
-    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.6\n"
-                              "while time.process_time() < end: pass"])
-    with ProcessCpu(child.pid, interval=0.05) as cpu:
-        child.wait()
-        time.sleep(0.1)
+def test_the_cpu_time_of_a_descendant_that_exits_is_kept():
+    """The root starts a child that burns 0.6 s of CPU and exits; the root then idles a little,
+    so that the sampler's last reading of the child is its final one."""
+    burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+    root = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time\n"
+                             f"subprocess.run([sys.executable, '-c', {burn!r}])\ntime.sleep(0.5)"])
+    with ProcessCpu(root.pid, interval=0.05) as cpu:
+        root.wait()
     used = cpu.by_group()
-    assert set(used) == {SWEEP_DRIVER}  # the root process is the run's driver
-    assert 0.4 < used[SWEEP_DRIVER] < 5
+    assert set(used) == {SWEEP_DRIVER, OTHER}  # the root is the run's driver; the child is no Ray process
+    assert 0.5 < used[OTHER] < 5
