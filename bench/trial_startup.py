@@ -1,8 +1,8 @@
 """Trial start-up: how long a sweep takes to reach its first epoch, and each trial to reach its own.
 
     python bench/trial_startup.py                                  # 2 runs of this checkout
-    git worktree add /tmp/before <rev>
-    python bench/trial_startup.py --checkouts /tmp/before . --runs 2   # alternating: before, now, before, now
+    git worktree add ../before <rev>
+    python bench/trial_startup.py --checkouts ../before . --runs 2   # alternating: before, now, before, now
 
 Each run is a small real sweep with one trial at a time (so no trial's start-up overlaps another
 trial's training): `jobs/sweep.py --preset local --search grid`, four L2 values, no augmentation,

@@ -14,8 +14,8 @@ def test_processes_are_grouped_by_the_title_ray_gives_them():
     assert group_of("ray::SynchronizationActor").startswith("Train helpers")
     assert group_of("ray::IDLE") == IDLE_WORKERS
     # A worker not yet titled names the raylet in its flags: it is a worker, not the raylet.
-    assert group_of("python default_worker.py --raylet-name=/tmp/ray/sockets/raylet") == IDLE_WORKERS
-    for daemon in ("/venv/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x", "ray::DashboardAgent",
+    assert group_of("python default_worker.py --raylet-name=sockets/raylet") == IDLE_WORKERS
+    for daemon in ("ray/core/src/ray/raylet/raylet --raylet_socket_name=sockets/raylet", "ray::DashboardAgent",
                    "ray::RuntimeEnvAgent", "ray-dashboard-StateHead-0 (python -B -c ...)"):
         assert group_of(daemon).startswith("Ray daemons"), daemon
     assert group_of("/usr/bin/python3 something_else.py") == OTHER
