@@ -11,12 +11,14 @@ which gives the groups.
     with ProcessCpu(root_pid) as cpu:
         ... run ...
     cpu.by_group()  # {"training workers": 812.4, "Ray daemons (GCS, raylet, dashboard, agents)": 61.0, ...}
+    cpu.by_process()  # finer: {"ray::RayTrainWorker": 812.4, "/gcs/gcs_server": 20.5, "ray-dashboard-StateHead": ...}
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -44,8 +46,9 @@ class ProcessCpu:
 
     def __init__(self, root: int, interval: float = 1.0, root_group: str = SWEEP_DRIVER) -> None:
         self.root, self.interval, self.root_group = root, interval, root_group
-        # (pid, start time) -> (group, CPU-seconds at the last reading); the start time tells a reused pid apart
-        self.seen: dict[tuple[int, int], tuple[str, float]] = {}
+        # (pid, start time) -> (group, kind, CPU-seconds at the last reading); the start time tells a
+        # reused pid apart
+        self.seen: dict[tuple[int, int], tuple[str, str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -58,10 +61,11 @@ class ProcessCpu:
         self._thread.join()
 
     def by_group(self) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for group, seconds in self.seen.values():
-            totals[group] = totals.get(group, 0.0) + seconds
-        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+        return _totals((group, seconds) for group, _, seconds in self.seen.values())
+
+    def by_process(self) -> dict[str, float]:
+        """CPU-seconds by kind of process: Ray's title for a worker, the daemon's name for a daemon."""
+        return _totals((kind, seconds) for _, kind, seconds in self.seen.values())
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,10 +79,19 @@ class ProcessCpu:
             if reading is None:
                 continue
             key, seconds = (pid, reading[1]), reading[0]
-            group = self.seen[key][0] if key in self.seen else IDLE_WORKERS
+            group, kind = self.seen[key][:2] if key in self.seen else (IDLE_WORKERS, IDLE_WORKERS)
             if group in (IDLE_WORKERS, OTHER):  # Ray titles its processes once they know their role
-                group = self.root_group if pid == self.root else group_of(command_line(pid))
-            self.seen[key] = (group, seconds)
+                command = command_line(pid)
+                group = self.root_group if pid == self.root else group_of(command)
+                kind = self.root_group if pid == self.root else kind_of(command)
+            self.seen[key] = (group, kind, seconds)
+
+
+def _totals(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for name, seconds in pairs:
+        totals[name] = totals.get(name, 0.0) + seconds
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
 def group_of(command: str) -> str:
@@ -88,6 +101,20 @@ def group_of(command: str) -> str:
         if any(mark in command for mark in marks):
             return group
     return IDLE_WORKERS if command.startswith("ray::") else OTHER
+
+
+def kind_of(command: str) -> str:
+    """The mark that puts `command` in its group (a daemon's name), or a Ray worker's title up to its
+    method (`ray::TrainController.run` -> `ray::TrainController`)."""
+    if command.startswith("ray::"):
+        return command.split()[0].split(".")[0]
+    if command.startswith("ray-dashboard-"):  # one process per dashboard module: ray-dashboard-StateHead-0 (...)
+        return command.split()[0].rsplit("-", 1)[0]
+    for _, marks in GROUPS:
+        for mark in marks:
+            if mark in command:
+                return mark
+    return group_of(command)
 
 
 def command_line(pid: int) -> str:

@@ -89,7 +89,7 @@ def _run_kerastuner(args: argparse.Namespace) -> dict[str, Any]:
                    "--epochs", str(args.epochs), "--reduction-factor", str(args.reduction_factor),
                    "--search-seed", str(args.search_seed)] + (["--data-dir", args.data_dir] if args.data_dir else [])
         launched = time.time()
-        done, cpu = _run_measured(command, root_group="KerasTuner (one process)")
+        done, cpu, kinds = _run_measured(command, root_group="KerasTuner (one process)")
         if done.returncode:
             raise SystemExit(f"error: the KerasTuner run failed:\n{done.stderr[-3000:]}")
         child = json.loads(out.read_text())
@@ -106,7 +106,7 @@ def _run_kerastuner(args: argparse.Namespace) -> dict[str, Any]:
             "breakdown_cpu_seconds": {"training": train * cpus, "validation": val * cpus,
                                       "other (start-up, model builds, KerasTuner's checkpoints)":
                                           (wall - train - val) * cpus},
-            "cpu_seconds_by_process": cpu}
+            "cpu_seconds_by_process": cpu, "cpu_seconds_by_kind_of_process": kinds}
 
 
 def _kerastuner_child(args: argparse.Namespace) -> None:
@@ -202,16 +202,18 @@ def _run_sweep(args: argparse.Namespace) -> dict[str, Any]:
                    "--search-seed", str(args.search_seed), "--storage-path", storage, "--name", "overhead",
                    *(["--data-dir", args.data_dir] if args.data_dir else []), *args.sweep_args]
         launched = time.time()
-        done, cpu = _run_measured(command)
+        done, cpu, kinds = _run_measured(command)
         exited = time.time()
         if done.returncode:
             raise SystemExit(f"error: the sweep failed:\n{done.stderr[-3000:]}")
-        return {**sweep_figures(Path(storage) / "overhead", launched, exited), "cpu_seconds_by_process": cpu}
+        return {**sweep_figures(Path(storage) / "overhead", launched, exited), "cpu_seconds_by_process": cpu,
+                "cpu_seconds_by_kind_of_process": kinds}
 
 
-def _run_measured(command: list[str], root_group: str = SWEEP_DRIVER) -> tuple[subprocess.CompletedProcess,
-                                                                               dict[str, float]]:
-    """Run `command` to its end, sampling the CPU time of its whole process tree (bench/process_cpu.py)."""
+def _run_measured(command: list[str], root_group: str = SWEEP_DRIVER) -> tuple[
+        subprocess.CompletedProcess, dict[str, float], dict[str, float]]:
+    """Run `command` to its end, sampling the CPU time of its whole process tree (bench/process_cpu.py):
+    CPU-seconds by group of processes and by kind (each Ray actor class, each daemon)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         with subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True) as child, \
                 ProcessCpu(child.pid, root_group=root_group) as cpu:
@@ -221,7 +223,8 @@ def _run_measured(command: list[str], root_group: str = SWEEP_DRIVER) -> tuple[s
                 child.kill()
                 raise
         out.seek(0), err.seek(0)
-        return subprocess.CompletedProcess(command, child.returncode, out.read(), err.read()), cpu.by_group()
+        return (subprocess.CompletedProcess(command, child.returncode, out.read(), err.read()), cpu.by_group(),
+                cpu.by_process())
 
 
 def sweep_figures(experiment: Path, launched: float, exited: float) -> dict[str, Any]:
@@ -357,6 +360,11 @@ def _print_runs(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
                         ["processes", "CPU-seconds", "share of used"],
                         [[group, seconds, f"{100 * seconds / used:.1f}%"]
                          for group, seconds in run["cpu_seconds_by_process"].items()])
+            kinds = run.get("cpu_seconds_by_kind_of_process", {})
+            if len(kinds) > 1:
+                print_table(f"the same by kind of process (each Ray actor class, each daemon): {run['tool']} "
+                            f"run {run['repeat']}", ["kind", "CPU-seconds", "share of used"],
+                            [[kind, seconds, f"{100 * seconds / used:.1f}%"] for kind, seconds in kinds.items()])
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,6 +19,11 @@ the trial driver and the Train controller runtime environments of their own anyw
 here: 2.5–2.8 s to an actor's first call with a runtime environment, 1.9–2.0 s without, 0.3 s
 on an idle prestarted process; the first epoch came 3.6 and 5.3 s sooner (bench/README.md,
 "Second stop on issue 19").
+
+A local Ray is one machine, which no cloud preempts: Ray Train's preemption watcher (an actor per
+run that follows Ray's notices of nodes about to be taken away) is switched off here, unless the
+caller set RAY_TRAIN_ENABLE_PREEMPTION_WATCHER itself. It saves every trial a process (about 3.4
+CPU-seconds, bench/README.md, "Third stop on issue 19"). On a cluster (RAY_ADDRESS set) it stays on.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import Any
 
 GCS_PORT_SETTING = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a local GCS
 ADDRESS_SETTING = "RAY_ADDRESS"
+# Settings for every process of a one-machine Ray, each kept only if the caller has not set it.
+ONE_MACHINE_SETTINGS = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 def init_local_ray(env_vars: dict[str, str] | None = None, **init_kwargs: Any) -> str:
@@ -41,8 +48,7 @@ def init_local_ray(env_vars: dict[str, str] | None = None, **init_kwargs: Any) -
     node_ip = ray.util.get_node_ip_address()
     port = _free_port(node_ip)
     address = f"{node_ip}:{port}"
-    inherited = {**(env_vars or {}), ADDRESS_SETTING: address, GCS_PORT_SETTING: str(port)}
-    with environment(inherited):
+    with environment(process_settings(env_vars or {}, address, port)):
         # address="local" starts a new cluster whatever RAY_ADDRESS says (Ray reads the variable
         # only for address=None or "auto").
         ray.init(address="local", **init_kwargs)
@@ -50,6 +56,13 @@ def init_local_ray(env_vars: dict[str, str] | None = None, **init_kwargs: Any) -
     if started != address:  # Ray chose otherwise: say so rather than hand workers a wrong address
         raise RuntimeError(f"local Ray started its GCS at {started}, not at the chosen {address}")
     return address
+
+
+def process_settings(env_vars: dict[str, str], address: str, port: int) -> dict[str, str]:
+    """What every process of the local Ray gets: the one-machine defaults the caller has not set
+    themselves, then `env_vars`, then the cluster's address."""
+    defaults = {key: value for key, value in ONE_MACHINE_SETTINGS.items() if key not in os.environ}
+    return {**defaults, **env_vars, ADDRESS_SETTING: address, GCS_PORT_SETTING: str(port)}
 
 
 @contextmanager

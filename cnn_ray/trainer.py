@@ -14,6 +14,8 @@ from typing import Any
 
 import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+# Private: the callback Ray Train always adds, whose helper actor only Ray Datasets need.
+from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from cnn.config import TrainConfig
@@ -50,12 +52,29 @@ def scaling_config(resources: WorkerResources) -> ScalingConfig:
                          resources_per_worker=resources.per_worker())
 
 
+class Trainer(DataParallelTrainer):
+    """Ray's DataParallelTrainer, without the Ray Data helper actor when the run has no Ray Datasets.
+
+    Ray Train 2.60 adds a DatasetsCallback to every run, and that callback starts a DatasetManager
+    actor (a process of its own, which imports Ray Data) as each worker group starts, datasets or
+    not. This project's runs take their arrays from the object store, so that process does
+    nothing but cost about 3.5 CPU-seconds per trial, about 1 in 10 of what a trial's helper
+    processes use (bench/README.md, "Third stop on issue 19"). A run given `datasets` keeps it.
+    """
+
+    def _create_default_callbacks(self) -> list:
+        callbacks = super()._create_default_callbacks()
+        if self.datasets:
+            return callbacks
+        return [callback for callback in callbacks if not isinstance(callback, DatasetsCallback)]
+
+
 def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: WorkerResources,
                  storage_path: str, name: str, max_failures: int = 2,
-                 callbacks: list | None = None, trial_started_at: float | None = None) -> DataParallelTrainer:
+                 callbacks: list | None = None, trial_started_at: float | None = None) -> Trainer:
     """A trainer whose run lives at storage_path/name; an existing run there is resumed.
     Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py)."""
-    return DataParallelTrainer(
+    return Trainer(
         train_loop_per_worker,
         train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at},
         backend_config=TensorflowBackendConfig(),

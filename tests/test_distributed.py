@@ -31,9 +31,20 @@ def fit(ref, storage, name, epochs, workers=2, **changes):
     return result
 
 
-def test_two_workers_learn_and_end_with_identical_weights(mnist_ref, tmp_path):
+def actor_classes(ray) -> set[str]:
+    """The class of every actor this cluster has run (the state API keeps dead ones too)."""
+    from ray.util.state import list_actors
+
+    return {actor.class_name for actor in list_actors(address=ray.get_runtime_context().gcs_address, limit=10_000)}
+
+
+def test_two_workers_learn_and_end_with_identical_weights(local_ray, mnist_ref, tmp_path):
     ref, data = mnist_ref
     result = fit(ref, tmp_path, "two_workers", epochs=2)
+    # The run's own helpers, and none of the two a one-machine run without Ray Datasets does not
+    # need: Ray Data's dataset manager (cnn_ray/trainer.py) and the preemption watcher (cnn_ray/local_ray.py).
+    assert {"TrainController", "RayTrainWorker", "SynchronizationActor"} <= actor_classes(local_ray)
+    assert not {"DatasetManager", "PreemptionWatcher"} & actor_classes(local_ray)
     history = CheckpointState.read(result.checkpoint.path).history
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[1]["train_loss"] < history[0]["train_loss"]

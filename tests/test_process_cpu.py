@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from bench.process_cpu import IDLE_WORKERS, OTHER, SWEEP_DRIVER, ProcessCpu, group_of
+from bench.process_cpu import IDLE_WORKERS, OTHER, SWEEP_DRIVER, ProcessCpu, group_of, kind_of
 
 
 def test_processes_are_grouped_by_the_title_ray_gives_them():
@@ -32,3 +32,11 @@ def test_the_cpu_time_of_a_descendant_that_exits_is_kept():
     used = cpu.by_group()
     assert set(used) == {SWEEP_DRIVER, OTHER}  # the root is the run's driver; the child is no Ray process
     assert 0.5 < used[OTHER] < 5
+
+
+def test_each_process_is_also_named_by_its_kind():
+    assert kind_of("ray::TrainController.run") == "ray::TrainController"
+    assert kind_of("ray::PlacementGroupCleaner") == "ray::PlacementGroupCleaner"
+    assert kind_of("ray-dashboard-StateHead-0 (python -B -c ...)") == "ray-dashboard-StateHead"
+    assert kind_of("ray/core/src/ray/gcs/gcs_server --config=x") == "/gcs/gcs_server"
+    assert kind_of("/usr/bin/python3 something_else.py") == OTHER
