@@ -8,10 +8,29 @@ from typing import Any
 
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
+from cnn.search_space import SearchSpace, SearchSpaceError
 
 SEARCH_MODES = ("random", "grid")
 SCHEDULERS = ("asha", "fifo")
 AUTO = "auto"
+
+
+def l2_grid(l2: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2), augment_strength: tuple[float, ...] = (1.0,)
+            ) -> SearchSpace:
+    """The original study's L2 experiment as a grid: one L2 strength on conv and dense kernels alike
+    (l2_dense tied to l2_conv), crossed with augmentation strengths (0 = off, 1 = the study's)."""
+    return SearchSpace.from_dict({"l2_conv": {"grid": list(l2)}, "l2_dense": {"same_as": "l2_conv"},
+                                  "augment_strength": {"grid": list(augment_strength)}})
+
+
+# The random search's space: L2, dropout and augmentation over the study's ranges, starting from the
+# base config without L2, the baseline the others beat or not.
+STUDY_RANDOM_SPACE = SearchSpace.from_dict(
+    {"l2_conv": {"loguniform": [1e-6, 1e-2]}, "l2_dense": {"loguniform": [1e-6, 1e-2]},
+     "dropout_conv": {"uniform": [0.0, 0.5]}, "dropout_dense": {"uniform": [0.0, 0.6]},
+     "augment_strength": {"choice": [0.0, 0.5, 1.0, 1.5]}},
+    baselines=[{"l2_conv": 0.0, "l2_dense": 0.0}])
+STANDARD_SPACES = {"random": STUDY_RANDOM_SPACE, "grid": l2_grid()}
 
 
 @dataclass(frozen=True)
@@ -21,9 +40,8 @@ class SweepSettings:
     preset: str
     base: TrainConfig
     search: str = "random"          # random: sample num_samples configs; grid: every grid point
-    num_samples: int = 16           # random search: trials, the L2 = 0 baseline included
-    grid_l2: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)  # grid: L2 on conv and dense kernels alike
-    grid_augment_strength: tuple[float, ...] = (1.0,)    # grid: 0 = off, 1 = the original study's
+    space: SearchSpace = STUDY_RANDOM_SPACE  # what varies (cnn/search_space.py)
+    num_samples: int = 16           # random search: trials, the baselines included
     scheduler: str = "asha"
     grace_period: int = 2           # ASHA: epochs every trial gets before it can be stopped
     reduction_factor: int = 3       # ASHA: keep the top 1/reduction_factor at each rung
@@ -46,10 +64,18 @@ class SweepSettings:
         _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, ">= 2")
         _check(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1,
                "max_concurrent_trials", self.max_concurrent_trials, ">= 1")
-        _check(all(v >= 0 for v in self.grid_l2) and len(self.grid_l2) > 0, "grid_l2", self.grid_l2,
-               "one or more values >= 0")
-        _check(all(0 <= v <= 2 for v in self.grid_augment_strength) and len(self.grid_augment_strength) > 0,
-               "grid_augment_strength", self.grid_augment_strength, "one or more values in [0, 2]")
+        if self.search == "grid":
+            sampled = [k for k, d in self.space.domains.items() if not d.is_grid]
+            if sampled:
+                raise ValueError(f"search=grid runs grid domains only, and this space samples {', '.join(sampled)}; "
+                                 "make them grids or use search=random")
+            if self.space.baselines:
+                raise ValueError("search=grid runs every grid point already: add the baselines' values to the grid")
+        # Every trial's config must be valid on this base: the space was checked on its own knobs' ranges.
+        try:
+            SearchSpace.from_dict(self.space.to_dict()["space"], self.space.to_dict()["baselines"], self.base)
+        except SearchSpaceError as error:
+            raise ValueError(f"space.{error}") from None
         self.resources_for(cluster_gpus=0.0).check_batch(self.base)  # the resource rules: cnn.replicas
 
     def resources_for(self, cluster_gpus: float) -> WorkerResources:
@@ -62,46 +88,46 @@ class SweepSettings:
 
     @property
     def tied_knobs(self) -> dict[str, str]:
-        """Knobs that take another knob's sampled value: the grid is the original study's L2
-        experiment, one strength on conv and dense kernels alike."""
-        return {"l2_dense": "l2_conv"} if self.search == "grid" else {}
+        """Knobs that take another knob's sampled value (the grid's l2_dense follows l2_conv)."""
+        return dict(self.space.tied)
 
     def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
         """The base config with one trial's sampled values applied (augment_strength scales the
         original study's augmentation ranges; every other key is a TrainConfig knob; tied knobs
-        follow theirs)."""
-        changes = {k: v for k, v in sample.items() if k != "augment_strength"}
-        changes.update({knob: changes[source] for knob, source in self.tied_knobs.items() if source in changes})
-        config = self.base.replace(**changes)
-        return config.with_augment_strength(float(sample["augment_strength"])) if "augment_strength" in sample \
-            else config
+        follow theirs; the space's fixed values too)."""
+        return self.space.apply(self.base, sample)
 
     def num_trials(self) -> int:
-        return len(self.grid_l2) * len(self.grid_augment_strength) if self.search == "grid" else self.num_samples
+        """Trials the sweep runs: every grid point (times num_samples for a random search)."""
+        return self.space.grid_size * (1 if self.search == "grid" else self.num_samples)
 
     def describe_search(self) -> dict[str, str]:
         """The search space in words, for the printed plan and sweep.json."""
-        if self.search == "grid":
-            return {"l2_conv": f"grid {list(self.grid_l2)}", "l2_dense": "tied: the same value as l2_conv",
-                    "augment_strength": f"grid {list(self.grid_augment_strength)}"}
-        return {"l2_conv": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
-                "l2_dense": "log-uniform [1e-6, 1e-2], plus a 0 baseline",
-                "dropout_conv": "uniform [0, 0.5]", "dropout_dense": "uniform [0, 0.6]",
-                "augment_strength": "choice 0 (off), 0.5, 1 (original study), 1.5"}
+        described = self.space.describe()
+        for point in self.space.baselines:
+            for knob, value in point.items():
+                described[knob] += f", plus a baseline of {value!r}"
+        return described
 
     def replace(self, **changes: Any) -> "SweepSettings":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "base": self.base.to_dict()}
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                "base": self.base.to_dict(), "space": self.space.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SweepSettings":
-        """The inverse of to_dict (as stored in sweep.json)."""
+        """The inverse of to_dict (as stored in sweep.json). A sweep.json written before spaces were
+        data (grid_l2 and grid_augment_strength) reads back as the same space."""
         values = dict(values)
         values["base"] = TrainConfig.from_dict(values["base"])
-        for key in ("grid_l2", "grid_augment_strength"):
-            values[key] = tuple(values[key])
+        old_grid = {key: tuple(values.pop(key)) for key in ("grid_l2", "grid_augment_strength") if key in values}
+        if "space" in values:
+            values["space"] = SearchSpace.from_dict(values["space"]["space"], values["space"]["baselines"])
+        else:
+            values["space"] = l2_grid(old_grid["grid_l2"], old_grid["grid_augment_strength"]) \
+                if values.get("search") == "grid" else STUDY_RANDOM_SPACE
         return cls(**values)
 
 
@@ -120,7 +146,7 @@ PRESETS: dict[str, SweepSettings] = {
         preset="smoke",
         base=TrainConfig(dataset="mnist", limit=1200, test_limit=500, epochs=2, batch_size=64, bn_momentum=0.9,
                          horizontal_flip=False),
-        search="grid", grid_l2=(0.0, 1e-3), grid_augment_strength=(1.0,), grace_period=1,
+        search="grid", space=l2_grid((0.0, 1e-3), (1.0,)), grace_period=1,
         workers_per_trial=2, cpus_per_worker=0.5),
     # What `make sweep` runs on a 2-core laptop in under 15 minutes: the original study's L2
     # experiment (L2 alone at four strengths) crossed with augmentation off/on, MNIST subset.
@@ -130,7 +156,7 @@ PRESETS: dict[str, SweepSettings] = {
         preset="local",
         base=TrainConfig(dataset="mnist", limit=4000, test_limit=2000, epochs=5, batch_size=64, bn_momentum=0.9,
                          horizontal_flip=False),
-        search="grid", grid_l2=(0.0, 1e-4, 1e-3, 1e-2), grid_augment_strength=(0.0, 1.0),
+        search="grid", space=l2_grid((0.0, 1e-4, 1e-3, 1e-2), (0.0, 1.0)),
         scheduler="fifo", grace_period=2, reduction_factor=2, workers_per_trial=1, cpus_per_worker=1.0),
     # The real sweep: full CIFAR-10, random search, ASHA, sized to the cluster. One worker per
     # trial, with one GPU when the cluster has GPUs: a 1.85M-parameter model fills a GPU at a batch

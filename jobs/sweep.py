@@ -28,7 +28,9 @@ from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address
                              check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
                              storage_path)
 
-from cnn.sweep_settings import AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, SweepSettings  # noqa: E402
+from cnn.search_space import SearchSpace, SearchSpaceError  # noqa: E402
+from cnn.sweep_settings import (AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, STANDARD_SPACES,  # noqa: E402
+                                SweepSettings, l2_grid)
 
 EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
 
@@ -38,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sweep = parser.add_argument_group("the sweep")
     sweep.add_argument("--preset", choices=sorted(PRESETS), default="full",
                        help="smoke (1 min), local (make sweep, < 15 min on 2 cores), full (default)")
-    sweep.add_argument("--search", choices=SEARCH_MODES, help="random search, or the L2 x augmentation grid")
+    sweep.add_argument("--search", choices=SEARCH_MODES, help="random search over L2, dropout and augmentation, or the L2 x augmentation grid "
+                            "(another mode than the preset's brings that mode's standard space)")
     sweep.add_argument("--num-samples", type=int, help="random search: number of trials")
     sweep.add_argument("--grid-l2", type=float, nargs="+", help="grid: L2 strengths (conv and dense alike)")
     sweep.add_argument("--grid-augment-strength", type=float, nargs="+",
@@ -77,9 +80,12 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    for key in ("grid_l2", "grid_augment_strength"):
-        if getattr(args, key) is not None:
-            changes[key] = tuple(getattr(args, key))
+    if args.search is not None and args.search != preset.search:  # another mode: its standard space
+        changes["space"] = STANDARD_SPACES[args.search]
+    if args.grid_l2 is not None or args.grid_augment_strength is not None:
+        if changes.get("search", preset.search) != "grid":
+            fail("--grid-l2 and --grid-augment-strength shape a grid: add --search grid")
+        changes["space"] = _grid_from_flags(args, changes.get("space", preset.space))
     if args.gpus_per_worker is not None:
         try:
             changes["gpus_per_worker"] = AUTO if args.gpus_per_worker == AUTO else float(args.gpus_per_worker)
@@ -89,6 +95,23 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
         return preset.replace(**changes)
     except ValueError as error:
         fail(str(error))
+
+
+def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpace:
+    """The L2 x augmentation grid with the values --grid-l2 and --grid-augment-strength give (the
+    others from `space` when it is such a grid, else the standard grid's)."""
+    current = space if space.has_grid else STANDARD_SPACES["grid"]
+
+    def values(knob: str) -> tuple[float, ...]:
+        domain = current.domains.get(knob) or STANDARD_SPACES["grid"].domains[knob]
+        return tuple(domain.values)
+
+    try:
+        return l2_grid(tuple(args.grid_l2) if args.grid_l2 is not None else values("l2_conv"),
+                       tuple(args.grid_augment_strength) if args.grid_augment_strength is not None
+                       else values("augment_strength"))
+    except SearchSpaceError as error:
+        fail(f"--grid flags: {error}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,13 +32,13 @@ from cnn.model_io import save_model
 from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
 from cnn.sweep_results import SWEEP_JSON, trial_rows, write_tables
-from cnn.sweep_settings import SweepSettings
+from cnn.sweep_settings import SweepSettings, l2_grid
 
 # 17 steps per epoch: BatchNorm momentum 0.5 lets the moving statistics catch up in so few steps
 # (at 0.9 validation accuracy stays at chance), so the models really classify (~75-80% here).
 BASE = TrainConfig(dataset="mnist", limit=600, test_limit=200, epochs=2, batch_size=32, bn_momentum=0.5)
-SETTINGS = SweepSettings(preset="tiny", base=BASE, search="grid", grid_l2=(0.0, 1e-3),
-                         grid_augment_strength=(0.0, 1.0), grace_period=1)
+SETTINGS = SweepSettings(preset="tiny", base=BASE, search="grid", space=l2_grid((0.0, 1e-3), (0.0, 1.0)),
+                         grace_period=1)
 # (trial id, L2 on conv and dense, augmentation strength, epochs run). The augmented trial runs
 # one epoch of two, as if ASHA had stopped it: the report must say the comparison is unfair.
 TRIALS = (("tiny_00000", 0.0, 0.0, 2), ("tiny_00001", 1e-3, 0.0, 2), ("tiny_00002", 0.0, 1.0, 1))

@@ -4,7 +4,7 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
-from cnn.sweep_settings import PRESETS
+from cnn.sweep_settings import PRESETS, STUDY_RANDOM_SPACE, SweepSettings, l2_grid
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.tuner import concurrent_trials
 
@@ -24,7 +24,7 @@ def test_the_grid_ties_l2_dense_to_l2_conv():
     settings = PRESETS["local"]
     samples = [sample for _, sample in generate_variants(param_space(settings))]
     assert len(samples) == settings.num_trials() == 8
-    assert sorted({sample["l2_conv"] for sample in samples}) == sorted(settings.grid_l2)
+    assert sorted({sample["l2_conv"] for sample in samples}) == [0.0, 1e-4, 1e-3, 1e-2]
     configs = [settings.trial_config(sample) for sample in samples]
     assert [(c.l2_conv, c.l2_dense) for c in configs] == [(s["l2_conv"], s["l2_conv"]) for s in samples]
     assert "l2_dense" in settings.describe_search() and "tied" in settings.describe_search()["l2_dense"]
@@ -72,7 +72,9 @@ def test_gpus_per_worker_auto_follows_the_cluster():
     ({"scheduler": "pbt"}, "scheduler='pbt'"),
     ({"grace_period": 99}, "grace_period=99"),
     ({"workers_per_trial": 3}, "divisible"),
-    ({"grid_l2": (-1.0,)}, "grid_l2"),
+    ({"space": STUDY_RANDOM_SPACE}, "search=grid runs grid domains only, and this space samples l2_conv"),
+    ({"space": l2_grid((0.0,), (1.0,)), "base": TrainConfig(augment=False, augment_on_device=True, jit_compile=True)},
+     "space.augment_strength: grid"),
     ({"gpus_per_worker": "some"}, "gpus_per_worker"),
 ])
 def test_bad_sweep_settings_name_the_key(changes, words):
@@ -88,3 +90,22 @@ def test_scheduler_flags_reach_the_settings():
     assert (settings.scheduler, settings.grace_period, settings.reduction_factor) == ("asha", 1, 4)
     assert settings.base.lr_schedule == "cosine" and settings.base.dataset == "mnist"
     assert parse_sweep_command("python jobs/sweep.py --preset local")[0].reduction_factor == 2
+
+
+def test_the_random_space_samples_five_knobs_and_the_local_grid_crosses_l2_with_augmentation():
+    from ray.tune.search.sample import Categorical, Float
+
+    space = param_space(PRESETS["full"])
+    assert set(space) == {"l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength"}
+    assert isinstance(space["l2_conv"].get_sampler(), Float._LogUniform)
+    assert (space["dropout_dense"].lower, space["dropout_dense"].upper) == (0.0, 0.6)
+    assert isinstance(space["augment_strength"], Categorical)
+    assert PRESETS["full"].num_trials() == 32 and PRESETS["local"].num_trials() == 8
+
+
+def test_settings_read_back_from_sweep_json_including_one_written_before_spaces_were_data():
+    for settings in PRESETS.values():
+        assert SweepSettings.from_dict(settings.to_dict()) == settings
+    old = {k: v for k, v in PRESETS["local"].to_dict().items() if k != "space"}
+    old.update(grid_l2=[0.0, 1e-4, 1e-3, 1e-2], grid_augment_strength=[0.0, 1.0])
+    assert SweepSettings.from_dict(old) == PRESETS["local"]
