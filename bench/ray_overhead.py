@@ -111,7 +111,7 @@ def _plain_keras(args: argparse.Namespace) -> list[float]:
     from cnn.model import build_model
     from cnn.pipeline import evaluation_dataset
     from cnn.replicas import ReplicaLayout
-    from cnn.sweep_settings import PRESETS
+    from cnn.sweep_file import PRESETS
 
     base = PRESETS["smoke"].base.replace(dataset=args.dataset, limit=args.limit, test_limit=500, epochs=args.epochs,
                                          batch_size=args.batch_size, bn_momentum=0.99, target_accuracy=1.0)

@@ -121,7 +121,7 @@ def _kerastuner_child(args: argparse.Namespace) -> None:
     from cnn.data import load_dataset
     from cnn.model import build_model
     from cnn.pipeline import evaluation_dataset, training_dataset
-    from cnn.sweep_settings import PRESETS
+    from cnn.sweep_file import PRESETS
 
     settings = PRESETS["local"].replace(base=PRESETS["local"].base.replace(epochs=args.epochs))
     base = settings.base

@@ -24,6 +24,7 @@ SWEPT_KEYS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_s
 CONFIG_KEYS = ("augment", "learning_rate", "lr_schedule", "batch_size", "seed")
 TRAIN_RUNS_DIR = "train_runs"  # <experiment>/train_runs/<trial_id>/: each trial's Ray Train run
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
+SWEEP_YAML = "sweep.yaml"  # the sweep file with every value resolved (cnn/sweep_file.py): rerun it with --config
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 # epochs.csv: one row per trial-epoch, from the history the worker stored (cnn.epoch.run_epoch's row).
 EPOCH_COLUMNS = ("trial_id", "epoch", *METRICS, "train_seconds", "val_seconds", "test_seconds", "epoch_seconds",

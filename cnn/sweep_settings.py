@@ -1,4 +1,5 @@
-"""What a sweep runs: its presets, search mode, scheduler and resources per trial (no Ray here)."""
+"""What a sweep runs: its base config, search space and mode, scheduler and resources per trial (no Ray
+here). The presets are sweep files (cnn/sweeps/, read by cnn/sweep_file.py)."""
 
 from __future__ import annotations
 
@@ -23,24 +24,14 @@ def l2_grid(l2: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2), augment_strength: t
                                   "augment_strength": {"grid": list(augment_strength)}})
 
 
-# The random search's space: L2, dropout and augmentation over the study's ranges, starting from the
-# base config without L2, the baseline the others beat or not.
-STUDY_RANDOM_SPACE = SearchSpace.from_dict(
-    {"l2_conv": {"loguniform": [1e-6, 1e-2]}, "l2_dense": {"loguniform": [1e-6, 1e-2]},
-     "dropout_conv": {"uniform": [0.0, 0.5]}, "dropout_dense": {"uniform": [0.0, 0.6]},
-     "augment_strength": {"choice": [0.0, 0.5, 1.0, 1.5]}},
-    baselines=[{"l2_conv": 0.0, "l2_dense": 0.0}])
-STANDARD_SPACES = {"random": STUDY_RANDOM_SPACE, "grid": l2_grid()}
-
-
 @dataclass(frozen=True)
 class SweepSettings:
     """One sweep: the base training config, what varies, how trials are stopped and sized."""
 
     preset: str
     base: TrainConfig
+    space: SearchSpace              # what varies (cnn/search_space.py)
     search: str = "random"          # random: sample num_samples configs; grid: every grid point
-    space: SearchSpace = STUDY_RANDOM_SPACE  # what varies (cnn/search_space.py)
     num_samples: int = 16           # random search: trials, the baselines included
     scheduler: str = "asha"
     grace_period: int = 2           # ASHA: epochs every trial gets before it can be stopped
@@ -126,8 +117,10 @@ class SweepSettings:
         if "space" in values:
             values["space"] = SearchSpace.from_dict(values["space"]["space"], values["space"]["baselines"])
         else:
+            from cnn.sweep_file import STANDARD_SPACES  # the presets are files, read by sweep_file
+
             values["space"] = l2_grid(old_grid["grid_l2"], old_grid["grid_augment_strength"]) \
-                if values.get("search") == "grid" else STUDY_RANDOM_SPACE
+                if values.get("search") == "grid" else STANDARD_SPACES["random"]
         return cls(**values)
 
 
@@ -135,38 +128,3 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ValueError(f"{key}={value!r} is out of range; allowed: {allowed}")
 
-
-PRESETS: dict[str, SweepSettings] = {
-    # Short presets run only tens of steps per epoch, too few for BatchNorm's default momentum
-    # (0.99) to move its moving statistics off their initial values: they use 0.9.
-    # They train on MNIST, whose digits are not mirror-symmetric (a flipped 2 is no digit), so
-    # augmentation there keeps rotation, shift, shear and zoom but not the horizontal flip.
-    # The whole path in about a minute on 2 CPUs: two tiny trials, each on two workers.
-    "smoke": SweepSettings(
-        preset="smoke",
-        base=TrainConfig(dataset="mnist", limit=1200, test_limit=500, epochs=2, batch_size=64, bn_momentum=0.9,
-                         horizontal_flip=False),
-        search="grid", space=l2_grid((0.0, 1e-3), (1.0,)), grace_period=1,
-        workers_per_trial=2, cpus_per_worker=0.5),
-    # What `make sweep` runs on a 2-core laptop in under 15 minutes: the original study's L2
-    # experiment (L2 alone at four strengths) crossed with augmentation off/on, MNIST subset.
-    # FIFO, not ASHA: a study compares every grid point at equal epochs, and ASHA stopped all
-    # the augmented trials at its first rung because augmentation converges more slowly.
-    "local": SweepSettings(
-        preset="local",
-        base=TrainConfig(dataset="mnist", limit=4000, test_limit=2000, epochs=5, batch_size=64, bn_momentum=0.9,
-                         horizontal_flip=False),
-        search="grid", space=l2_grid((0.0, 1e-4, 1e-3, 1e-2), (0.0, 1.0)),
-        scheduler="fifo", grace_period=2, reduction_factor=2, workers_per_trial=1, cpus_per_worker=1.0),
-    # The real sweep: full CIFAR-10, random search, ASHA, sized to the cluster. One worker per
-    # trial, with one GPU when the cluster has GPUs: a 1.85M-parameter model fills a GPU at a batch
-    # of 128 on its own, a second worker would halve each GPU's batch and add a 7.4 MB all-reduce
-    # per step, and a sweep has many trials to run side by side (bench/README.md, "What a GPU
-    # would give"). 2 CPUs feed the input pipeline (about 17,000 augmented images/s per core).
-    # --workers-per-trial 2 (or more) makes each trial faster when trials must finish sooner.
-    "full": SweepSettings(
-        preset="full",
-        base=TrainConfig(dataset="cifar10", epochs=30, batch_size=128),
-        search="random", num_samples=32, grace_period=4, reduction_factor=3,
-        workers_per_trial=1, cpus_per_worker=2.0),
-}

@@ -14,7 +14,7 @@ from typing import Any
 from ray import tune
 
 from cnn.data import Dataset
-from cnn.sweep_results import SWEEP_JSON, TRAIN_RUNS_DIR, trial_rows, write_tables, write_text
+from cnn.sweep_results import SWEEP_JSON, SWEEP_YAML, TRAIN_RUNS_DIR, trial_rows, write_tables, write_text
 from cnn.sweep_settings import SweepSettings
 from cnn.replicas import WorkerResources
 from cnn_ray.tuner import METRIC, MODE
@@ -62,8 +62,10 @@ def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, floa
     }
 
 
-def write_started_record(experiment: str, run: dict[str, Any]) -> None:
-    """sweep.json before the first trial starts, so an interrupted sweep can still be reported."""
+def write_started_record(experiment: str, run: dict[str, Any], sweep_file: str) -> None:
+    """sweep.json before the first trial starts, so an interrupted sweep can still be reported, and
+    sweep.yaml, the sweep file with every value resolved (flags included), to run it again."""
+    write_text(f"{experiment}/{SWEEP_YAML}", sweep_file)
     write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(run, indent=2, default=str))
 
 

@@ -1,5 +1,6 @@
-"""Hyperparameter sweep: Ray Tune over L2, dropout and augmentation; every trial a Ray Train run.
+"""Hyperparameter sweep: Ray Tune over a sweep file's space (any training knob); every trial a Ray Train run.
 
+    python jobs/sweep.py --config my_sweep.yaml    # your own sweep file (README, "Sweep files")
     python jobs/sweep.py --preset smoke            # the whole path in about a minute
     python jobs/sweep.py --preset local            # what `make sweep` runs (< 15 min, 2 cores)
     python jobs/sweep.py                           # the full CIFAR-10 sweep, sized to the cluster
@@ -29,8 +30,9 @@ from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address
                              storage_path)
 
 from cnn.search_space import SearchSpace, SearchSpaceError  # noqa: E402
-from cnn.sweep_settings import (AUTO, PRESETS, SCHEDULERS, SEARCH_MODES, STANDARD_SPACES,  # noqa: E402
-                                SweepSettings, l2_grid)
+from cnn.sweep_file import PRESETS, STANDARD_SPACES, SweepFileError, dump_sweep, load_sweep_file  # noqa: E402
+from cnn.sweep_results import SWEEP_YAML  # noqa: E402
+from cnn.sweep_settings import AUTO, SCHEDULERS, SEARCH_MODES, SweepSettings, l2_grid  # noqa: E402
 
 EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
 
@@ -38,8 +40,10 @@ EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected err
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep = parser.add_argument_group("the sweep")
-    sweep.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                       help="smoke (1 min), local (make sweep, < 15 min on 2 cores), full (default)")
+    sweep.add_argument("--preset", choices=sorted(PRESETS),
+                       help="a sweep file shipped with the package (cnn/sweeps/): smoke (1 min), local (make sweep, "
+                            "< 15 min on 2 cores), full (the default)")
+    sweep.add_argument("--config", metavar="FILE", help="your own sweep file (YAML; see the README's example)")
     sweep.add_argument("--search", choices=SEARCH_MODES, help="random search over L2, dropout and augmentation, or the L2 x augmentation grid "
                             "(another mode than the preset's brings that mode's standard space)")
     sweep.add_argument("--num-samples", type=int, help="random search: number of trials")
@@ -73,7 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> SweepSettings:
-    preset = PRESETS[args.preset]
+    if args.config and args.preset:
+        fail("--config and --preset both name a sweep file: give one")
+    try:
+        preset = load_sweep_file(args.config) if args.config else PRESETS[args.preset or "full"]
+    except SweepFileError as error:
+        fail(str(error))
     changes: dict[str, Any] = {"base": config_from_args(args, preset.base)}
     for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
                 "workers_per_trial",
@@ -157,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         "per_trial": {"workers": resources.num_workers, **resources.per_worker(),
                       "replicas": resources.layout().replicas_in_sync},
         "cluster": cluster, "concurrent_trials": concurrent})
-    print_block("base config", settings.base.to_dict())
+    print(f"== the sweep file, every value resolved (stored as {experiment}/{SWEEP_YAML})\n{dump_sweep(settings)}",
+          end="", flush=True)
 
     data_ref = ray.put(data)  # read once; every trial and worker takes it from the object store
     started = time.time()
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         run = {**_stored_record(experiment), **run, "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     else:
         tuner = sweep_lib.build_tuner(plan, data_ref, root, name, concurrent)
-    write_started_record(experiment, run)
+    write_started_record(experiment, run, dump_sweep(settings))
     timeline["tuner_started"] = time.time()
     tuner.fit()
     timeline["tuner_ended"] = time.time()

@@ -15,6 +15,8 @@ import pandas as pd
 
 from cnn.checkpoint_state import STATE_FILE, CheckpointState
 from cnn.model_io import load_model
+from cnn.sweep_file import load_sweep_file
+from cnn.sweep_settings import SweepSettings
 from cnn_ray.trial_clock import read_trial_times
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +66,8 @@ def check_tables(experiment: Path, expected_trials: int, load_checkpoints: bool 
             assert len(str(ids).split(";")) == workers_per_trial, "one node id per training worker"
     record = json.loads((experiment / "sweep.json").read_text())
     assert record["trials"] == expected_trials and record["packages"]["ray"].startswith("2.60")
+    # The stored sweep file, every value resolved, is the sweep that ran (--config it to run it again).
+    assert load_sweep_file(experiment / "sweep.yaml") == SweepSettings.from_dict(record["settings"])
     check_timing_records(experiment, record, trials, epochs)
     return trials, epochs
 

@@ -28,11 +28,13 @@ def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
     np.savez(bad_labels, x_train=np.zeros((20, 8, 8), np.uint8), y_train=np.full(20, -3),
              x_test=np.zeros((4, 8, 8), np.uint8), y_test=np.zeros(4, np.int64))
     (tmp_path / "other_results" / TAKEN).mkdir(parents=True)
+    bad_sweep = tmp_path / "bad_sweep.yaml"
+    bad_sweep.write_text("train: {dataset: mnist, limit: 400, epochs: 2}\nspace:\n  dropout_conv: {uniform: [0, 1.5]}\n")
     monkeypatch.setenv("CNN_DATA_DIR", str(data_dir))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])  # argparse names the program after it
     return {"store": tmp_path / "results", "truncated": truncated, "empty": empty, "bad_labels": bad_labels,
-            "other_results": tmp_path / "other_results"}
+            "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep}
 
 
 # (case id, the flags after --preset smoke --storage-path <store>, environment changes, the words the line must hold)
@@ -42,6 +44,9 @@ CASES = [
     ("dropout out of range", ["--dropout-conv", "1.5"], {}, "dropout_conv=1.5 is out of range"),
     ("negative grid L2", ["--grid-l2", "-1"], {}, "l2_conv=-1.0 is out of range"),
     ("grid values without a grid", ["--search", "random", "--grid-l2", "0"], {}, "add --search grid"),
+    ("a sweep file with a bound outside the knob's range", ["--config", "{bad_sweep}"], {},
+     "bad_sweep.yaml: space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
+    ("a sweep file that is not there", ["--config", "{store}.yaml"], {}, "results.yaml: cannot be read"),
     ("workers of one trial sharing a GPU", ["--gpus-per-worker", "0.5"], {}, "two workers of one trial could share"),
     ("a non-whole GPU count above 1", ["--gpus-per-worker", "1.5"], {}, "above 1 it must be a whole number"),
     ("a GPU count that is no number", ["--gpus-per-worker", "many"], {}, "gpus_per_worker='many' is out of range"),
@@ -64,8 +69,8 @@ CASES = [
 def test_bad_input_stops_the_sweep_before_anything_starts(flags, env, words, inputs, monkeypatch, capsys):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    argv = ["--preset", "smoke", "--storage-path", str(inputs["store"]),
-            *(flag.format(**inputs) for flag in flags)]
+    preset = [] if "--config" in flags else ["--preset", "smoke"]
+    argv = [*preset, "--storage-path", str(inputs["store"]), *(flag.format(**inputs) for flag in flags)]
     with pytest.raises(SystemExit) as stopped:
         sweep.main(argv)
     err = capsys.readouterr().err

@@ -25,7 +25,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from cnn.sweep_settings import PRESETS
+from cnn.sweep_file import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"

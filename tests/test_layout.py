@@ -61,7 +61,7 @@ def test_trial_drivers_and_train_controllers_never_import_tensorflow(tmp_path):
         import ray.cloudpickle as pickle
         from cnn.config import TrainConfig
         from cnn.replicas import WorkerResources
-        from cnn.sweep_settings import PRESETS
+        from cnn.sweep_file import PRESETS
         from cnn_ray.trainer import make_trainer
         from cnn_ray.trial import TrialPlan, run_trial
         import cnn_ray.tuner, cnn_ray.run_record, cnn_ray.search_space  # the sweep's driver side

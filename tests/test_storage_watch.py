@@ -5,7 +5,8 @@ from __future__ import annotations
 import pickle
 
 from cnn_ray.storage_watch import StorageWatch, probe_write
-from cnn.sweep_settings import PRESETS, SweepSettings
+from cnn.sweep_file import PRESETS
+from cnn.sweep_settings import SweepSettings
 from sweep_checks import read_only
 
 

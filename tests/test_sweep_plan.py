@@ -4,7 +4,8 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
-from cnn.sweep_settings import PRESETS, STUDY_RANDOM_SPACE, SweepSettings, l2_grid
+from cnn.sweep_file import PRESETS, STANDARD_SPACES
+from cnn.sweep_settings import SweepSettings, l2_grid
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.tuner import concurrent_trials
 
@@ -72,7 +73,7 @@ def test_gpus_per_worker_auto_follows_the_cluster():
     ({"scheduler": "pbt"}, "scheduler='pbt'"),
     ({"grace_period": 99}, "grace_period=99"),
     ({"workers_per_trial": 3}, "divisible"),
-    ({"space": STUDY_RANDOM_SPACE}, "search=grid runs grid domains only, and this space samples l2_conv"),
+    ({"space": STANDARD_SPACES["random"]}, "search=grid runs grid domains only, and this space samples l2_conv"),
     ({"space": l2_grid((0.0,), (1.0,)), "base": TrainConfig(augment=False, augment_on_device=True, jit_compile=True)},
      "space.augment_strength: grid"),
     ({"gpus_per_worker": "some"}, "gpus_per_worker"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cnn.checkpoint_state import STOP_MAX_EPOCHS, CheckpointState
 from cnn.sweep_results import EPOCH_COLUMNS, SWEPT_KEYS, tables_text, trial_rows
-from cnn.sweep_settings import PRESETS
+from cnn.sweep_file import PRESETS
 
 
 def epoch_row(epoch: int, val_accuracy: float, config) -> dict:

@@ -1,0 +1,155 @@
+"""A sweep as a YAML file: the training settings, the search, its space, the scheduler, the resources.
+
+    train:                      # any TrainConfig knob (cnn/config.py): the base of every trial
+      dataset: mnist
+      epochs: 9
+    search:
+      algorithm: random         # random or grid
+      num_samples: 17
+      seed: 0
+    space:                      # cnn/search_space.py: Ray Tune's domains, ties, fixed values
+      learning_rate: {loguniform: [1e-4, 1e-2]}
+      dense_units: {choice: [128, 256, 512]}
+    baselines:                  # points always run first
+      - {learning_rate: 0.001}
+    scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
+    resources: {workers_per_trial: 1, cpus_per_worker: 1}
+
+Every section but `space` may be left out (the defaults are cnn.sweep_settings.SweepSettings's and
+TrainConfig's). The presets are such files (cnn/sweeps/). A bad file raises SweepFileError, one
+line naming the file, the key and what is allowed, before anything starts. No Ray here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from cnn.config import TrainConfig
+from cnn.search_space import SearchSpace, SearchSpaceError
+from cnn.sweep_settings import SweepSettings, l2_grid
+
+PRESETS_DIR = Path(__file__).with_name("sweeps")
+# section -> {key in the file: SweepSettings field}
+SECTIONS: dict[str, dict[str, str]] = {
+    "search": {"algorithm": "search", "num_samples": "num_samples", "seed": "search_seed",
+               "max_concurrent_trials": "max_concurrent_trials"},
+    "scheduler": {"name": "scheduler", "grace_period": "grace_period", "reduction_factor": "reduction_factor"},
+    "resources": {"workers_per_trial": "workers_per_trial", "cpus_per_worker": "cpus_per_worker",
+                  "gpus_per_worker": "gpus_per_worker"},
+    "failures": {"trial_max_failures": "trial_max_failures", "worker_max_failures": "worker_max_failures"},
+}
+TOP_LEVEL = ("name", "train", *SECTIONS, "space", "baselines")
+
+
+class SweepFileError(ValueError):
+    """A bad sweep file: the message is one line, starting with the file."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e-4 (no dot) as a string; a sweep file means the number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def preset_path(name: str) -> Path:
+    return PRESETS_DIR / f"{name}.yaml"
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_sweep_file(path: str | Path) -> SweepSettings:
+    """The sweep a file describes (SweepFileError naming the file and key if it is not a good one)."""
+    path = Path(path)
+    try:
+        values = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as error:
+        raise SweepFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SweepFileError(f"{path}: not valid YAML{where}: {problem}") from None
+    try:
+        return sweep_from_dict(values, name=path.stem)
+    except (SweepFileError, SearchSpaceError, ValueError) as error:
+        raise SweepFileError(f"{path}: {error}") from None
+
+
+def sweep_from_dict(values: Any, name: str) -> SweepSettings:
+    """The settings from a parsed sweep file (ValueError naming the key on a bad one)."""
+    if not isinstance(values, Mapping):
+        raise SweepFileError(f"must be a mapping of {', '.join(TOP_LEVEL)}, got {type(values).__name__}")
+    _known(values, TOP_LEVEL, "the file")
+    if "space" not in values:
+        raise SweepFileError("space: missing; it names the knobs the sweep varies and their domains")
+    train = _section(values, "train")
+    try:
+        base = TrainConfig.from_dict(train)
+    except (TypeError, ValueError) as error:
+        raise SweepFileError(f"train: {error}") from None
+    fields: dict[str, Any] = {}
+    for section, keys in SECTIONS.items():
+        given = _section(values, section)
+        _known(given, keys, section)
+        fields.update({keys[key]: value for key, value in given.items()})
+    baselines = values.get("baselines") or []
+    if not isinstance(baselines, list):
+        raise SweepFileError(f"baselines: must be a list of points, got {baselines!r}")
+    try:
+        space = SearchSpace.from_dict(values["space"], baselines, base)
+    except SearchSpaceError as error:
+        raise SweepFileError(f"space.{error}" if not error.key.startswith("baselines") else str(error)) from None
+    try:
+        return SweepSettings(preset=str(values.get("name") or name), base=base, space=space, **fields)
+    except (TypeError, ValueError) as error:
+        raise SweepFileError(_in_file_terms(str(error))) from None
+
+
+def sweep_to_dict(settings: SweepSettings) -> dict[str, Any]:
+    """A sweep file's content with every value resolved (what is stored beside the results)."""
+    stored = settings.to_dict()
+    return {"name": settings.preset, "train": settings.base.to_dict(),
+            **{section: {key: stored[field] for key, field in keys.items()} for section, keys in SECTIONS.items()},
+            **settings.space.to_dict()}
+
+
+def dump_sweep(settings: SweepSettings) -> str:
+    return yaml.safe_dump(sweep_to_dict(settings), sort_keys=False, default_flow_style=None, width=110)
+
+
+def _in_file_terms(message: str) -> str:
+    """SweepSettings names its fields (`search='bayes' is out of range`); the file names the key
+    (`search.algorithm: 'bayes' is out of range`)."""
+    for section, keys in SECTIONS.items():
+        for key, field in keys.items():
+            if message.startswith(f"{field}="):
+                return f"{section}.{key}: {message[len(field) + 1:]}"
+    return message
+
+
+def _section(values: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+    given = values.get(section) or {}
+    if not isinstance(given, Mapping):
+        raise SweepFileError(f"{section}: must be a mapping of keys to values, got {given!r}")
+    return given
+
+
+def _known(given: Mapping[str, Any], allowed: Any, where: str) -> None:
+    unknown = [str(key) for key in given if key not in allowed]
+    if unknown:
+        raise SweepFileError(f"{unknown[0]}: unknown key in {where}; allowed: {', '.join(allowed)}")
+
+
+PRESETS: dict[str, SweepSettings] = {name: load_sweep_file(preset_path(name)) for name in preset_names()}
+# What --search switches to when it names another mode than the file's: random searches the full
+# preset's space (L2, dropout, augmentation over the study's ranges), grid the study's L2 grid.
+STANDARD_SPACES = {"random": PRESETS["full"].space, "grid": l2_grid()}

@@ -1,0 +1,85 @@
+"""cnn/sweep_file.py: a sweep as a YAML file, the presets as such files, one line for a bad one."""
+
+from pathlib import Path
+
+import pytest
+
+from cnn.sweep_file import PRESETS, SweepFileError, dump_sweep, load_sweep_file, preset_names
+
+# The README's example: the learning rate and the dense width, random search and ASHA.
+MY_SWEEP = """\
+train:
+  dataset: mnist
+  limit: 4000
+  epochs: 9
+  bn_momentum: 0.9
+  horizontal_flip: false
+search: {algorithm: random, num_samples: 12, seed: 3}
+space:
+  learning_rate: {loguniform: [1e-4, 1e-2]}
+  dense_units: {choice: [128, 256, 512]}
+  dropout_dense: 0.4
+baselines:
+  - {learning_rate: 1e-3, dense_units: 512}
+scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "my_sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_person_s_sweep_file_becomes_settings(tmp_path):
+    settings = load_sweep_file(write(tmp_path, MY_SWEEP))
+    assert settings.preset == "my_sweep" and settings.search == "random" and settings.num_samples == 12
+    assert settings.search_seed == 3 and settings.scheduler == "asha" and settings.grace_period == 1
+    assert settings.base.epochs == 9 and settings.base.limit == 4000 and not settings.base.horizontal_flip
+    # 1e-4 without a dot is a number here (plain YAML 1.1 would read a string).
+    assert settings.space.domains["learning_rate"].values == (1e-4, 1e-2)
+    config = settings.trial_config({"learning_rate": 5e-4, "dense_units": 128})
+    assert (config.learning_rate, config.dense_units, config.dropout_dense) == (5e-4, 128, 0.4)
+    assert settings.space.baseline_samples(settings.base) == [{"learning_rate": 1e-3, "dense_units": 512}]
+
+
+def test_the_presets_are_files_shipped_with_the_package():
+    assert preset_names() == ["full", "local", "smoke"]
+    assert PRESETS["local"].space.grid_size == 8 and PRESETS["local"].scheduler == "fifo"
+    assert PRESETS["smoke"].workers_per_trial == 2 and PRESETS["smoke"].cpus_per_worker == 0.5
+    assert PRESETS["full"].gpus_per_worker == "auto" and PRESETS["full"].num_samples == 32
+
+
+@pytest.mark.parametrize("name", ["smoke", "local", "full"])
+def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
+    """sweep.yaml, stored beside the results with every value resolved, reads back as the same sweep."""
+    stored = write(tmp_path, dump_sweep(PRESETS[name]), f"{name}.yaml")
+    assert load_sweep_file(stored) == PRESETS[name]
+
+
+@pytest.mark.parametrize("text, says", [
+    (MY_SWEEP + "colour: blue\n", "colour: unknown key in the file; allowed: name, train, search"),
+    (MY_SWEEP.replace("name: asha", "name: asha, patience: 3"), "patience: unknown key in scheduler; allowed: name"),
+    (MY_SWEEP.replace("dense_units:", "dense_unit:"), "space.dense_unit: is no knob; knobs: "),
+    (MY_SWEEP.replace("dropout_dense: 0.4", "dropout_conv: {uniform: [0, 1.5]}"),
+     "space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
+    (MY_SWEEP.replace("[1e-4, 1e-2]", "[0, 1e-2]"), "space.learning_rate: loguniform [0, 0.01]: a log domain needs low > 0"),
+    (MY_SWEEP.replace("algorithm: random", "algorithm: grid"),
+     "search.algorithm: grid runs grid domains only, and this space samples learning_rate, dense_units"),
+    (MY_SWEEP.replace("algorithm: random", "algorithm: bayes"),
+     "search.algorithm: 'bayes' is out of range; allowed: one of random, grid"),
+    (MY_SWEEP.replace("epochs: 9", "epochs: nine"), "train: epochs must be an integer, got 'nine'"),
+    (MY_SWEEP.replace("  - {learning_rate: 1e-3, dense_units: 512}", "  - {learning_rate: -1}"),
+     "baselines[0].learning_rate: baseline: learning_rate=-1 is out of range"),
+    (MY_SWEEP.replace("space:\n", "space: [\n"), "not valid YAML at line"),
+    ("- just\n- a list\n", "must be a mapping of name, train, search"),
+    ("train: {dataset: mnist}\n", "space: missing"),
+])
+def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, text, says):
+    path = write(tmp_path, text)
+    with pytest.raises(SweepFileError) as caught:
+        load_sweep_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and says in message, message
+    assert "\n" not in message
