@@ -121,9 +121,12 @@ def _kerastuner_child(args: argparse.Namespace) -> None:
     from cnn.data import load_dataset
     from cnn.model import build_model
     from cnn.pipeline import evaluation_dataset, training_dataset
-    from cnn.sweep_file import PRESETS
+    from cnn.sweep_file import PRESETS, STANDARD_SPACES
 
-    settings = PRESETS["local"].replace(base=PRESETS["local"].base.replace(epochs=args.epochs))
+    # What the sweep side runs: the local preset's data and training, the random search's space
+    # (untied: the local preset's grid ties l2_dense to l2_conv, which trial_config would apply).
+    settings = PRESETS["local"].replace(base=PRESETS["local"].base.replace(epochs=args.epochs), search="random",
+                                        space=STANDARD_SPACES["random"])
     base = settings.base
     data = load_dataset(base.dataset, data_dir=args.data_dir, limit=base.limit, test_limit=base.test_limit,
                         validation_fraction=base.validation_fraction)

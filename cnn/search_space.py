@@ -18,6 +18,7 @@ would refuse. No Ray here: the checks run before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -105,6 +106,13 @@ class SearchSpace:
         config = base.replace(**values)
         return config if strength is None else config.with_augment_strength(float(strength))
 
+    def corners(self, base: TrainConfig, most: int = 512) -> list[dict[str, Any]]:
+        """Samples at the edges of the space (each list in full, each range at both ends) and the
+        baselines, up to `most` of them, in order: where knobs that are fine alone can clash."""
+        edges = [[(knob, value) for value in _bounds(domain)] for knob, domain in self.domains.items()]
+        found = [dict(combination) for combination in itertools.islice(itertools.product(*edges), most)]
+        return found + self.baseline_samples(base)
+
     def baseline_samples(self, base: TrainConfig) -> list[dict[str, Any]]:
         """Each baseline point as a full sample over the sampled knobs (the rest from the base config)."""
         defaults = {knob: _value_of(base, knob) for knob in self.domains}
@@ -135,6 +143,8 @@ class SearchSpace:
             if isinstance(spec, Mapping):
                 kind, values = _single_entry(knob, spec)
                 if kind == TIE:
+                    if not isinstance(values, str):
+                        raise SearchSpaceError(knob, f"{TIE} takes the name of a sampled knob, got {values!r}")
                     tied[knob] = values
                 else:
                     domains[knob] = _domain(knob, kind, values, base)
@@ -147,6 +157,11 @@ class SearchSpace:
                                              f"({', '.join(domains) or 'none'})")
             for value in _bounds(domains[source]):
                 _check_value(knob, value, base, f"{TIE} {source}")
+        named = set(domains) | set(fixed) | set(tied)
+        overwritten = sorted(named & {"augment", *AUGMENT_RANGES}) if AUGMENT_STRENGTH in named else []
+        if overwritten:
+            raise SearchSpaceError(AUGMENT_STRENGTH, f"sets {', '.join(overwritten)} itself (it scales the study's "
+                                                     "augmentation): vary those knobs or augment_strength, not both")
         if not domains:
             raise SearchSpaceError("space", "samples no knob: give at least one knob a domain "
                                             f"({', '.join(DOMAINS)})")
@@ -176,7 +191,8 @@ def _domain(knob: str, kind: str, values: Any, base: TrainConfig) -> Domain:
         raise SearchSpaceError(knob, f"{kind} takes a list, got {values!r}")
     values = tuple(values)
     if kind in LIST_DOMAINS:
-        if len(set(map(repr, values))) != len(values):
+        if any(a == b and type(a) is type(b) or (_is_number(a) and _is_number(b) and a == b)
+               for i, a in enumerate(values) for b in values[i + 1:]):
             raise SearchSpaceError(knob, f"{where}: the values repeat")
         for value in values:
             _check_value(knob, value, base, where)
@@ -191,6 +207,8 @@ def _domain(knob: str, kind: str, values: Any, base: TrainConfig) -> Domain:
         raise SearchSpaceError(knob, f"{where}: a log domain needs low > 0 (add 0 as a baseline point instead)")
     if q and q[0] <= 0:
         raise SearchSpaceError(knob, f"{where}: q must be > 0")
+    if q and not all(math.isclose(bound / q[0], round(bound / q[0]), rel_tol=0, abs_tol=1e-9) for bound in (low, high)):
+        raise SearchSpaceError(knob, f"{where}: low and high must be multiples of q (Ray Tune refuses others)")
     kind_of_knob = _knob_type(knob)
     if kind_of_knob is int and kind != "randint":
         raise SearchSpaceError(knob, f"{where}: {knob} is a whole number: use randint, choice or grid")
@@ -231,27 +249,27 @@ def _check_value(key: str, value: Any, base: TrainConfig, where: str, knob: str 
     knob = knob or key
     try:
         if knob == AUGMENT_STRENGTH:
-            try:
-                if not _is_number(value) or value < 0:
-                    raise ValueError
-                base.with_augment_strength(float(value))
-            except ValueError:
-                limit, ranged = augment_strength_limit()
-                raise ValueError(f"{AUGMENT_STRENGTH}={value!r} is out of range; allowed: from 0 to below "
-                                 f"{limit:g} (there the study's {ranged} leaves its range)") from None
+            limit, ranged, limit_refused = augment_strength_limit()
+            if not _is_number(value):
+                raise ValueError(f"{AUGMENT_STRENGTH} must be a number, got {value!r}")
+            if value < 0 or value > limit or (value == limit and limit_refused):
+                raise ValueError(f"{AUGMENT_STRENGTH}={value!r} is out of range; allowed: from 0 to "
+                                 f"{'below ' if limit_refused else ''}{limit:g} "
+                                 f"(there the study's {ranged} leaves its range)")
+            base.with_augment_strength(float(value))
         else:
             base.replace(**{knob: value})
     except ValueError as error:
         raise SearchSpaceError(key, f"{where}: {error}") from None
 
 
-def augment_strength_limit() -> tuple[float, str]:
+def augment_strength_limit() -> tuple[float, str, bool]:
     """The strength at which the first of the scaled augmentation ranges leaves its allowed range,
-    and that range's name (zoom: 0.2 x 5 = 1, where [0, 1) ends)."""
+    that range's name, and whether the limit itself is refused (zoom: 0.2 x 5 = 1, where [0, 1) ends)."""
     study, fields = TrainConfig(), {f.name: f for f in dataclasses.fields(TrainConfig)}
     limits = {name: fields[name].metadata["high"] / getattr(study, name) for name in AUGMENT_RANGES}
     ranged = min(limits, key=limits.__getitem__)
-    return limits[ranged], ranged
+    return limits[ranged], ranged, fields[ranged].metadata["high_open"]
 
 
 def _knob_type(knob: str) -> type:

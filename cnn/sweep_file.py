@@ -50,12 +50,27 @@ class SweepFileError(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads 1e-4 (no dot) as a string; a sweep file means the number."""
+    """YAML 1.1 reads 1e-4 (no dot) as a string; a sweep file means the number. A key given twice
+    is refused (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+class _Dumper(yaml.SafeDumper):
+    """Writes what _Loader reads back the same (a string such as "1e3" quoted)."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+for _side in (_Loader, _Dumper):
+    _side.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def preset_path(name: str) -> Path:
@@ -70,18 +85,28 @@ def load_sweep_file(path: str | Path) -> SweepSettings:
     """The sweep a file describes (SweepFileError naming the file and key if it is not a good one)."""
     path = Path(path)
     try:
-        values = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SweepFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise SweepFileError(f"{path}: not a text file (it is not UTF-8)") from None
+    return load_sweep_text(text, str(path), name=path.stem)
+
+
+def load_sweep_text(text: str, where: str, name: str | None = None) -> SweepSettings:
+    """The sweep a file's text describes; `where` names it in errors (a path or a URI)."""
+    name = name or Path(where.rsplit("/", 1)[-1]).stem
+    try:
+        values = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SweepFileError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise SweepFileError(f"{where}: not valid YAML{at}: {problem}") from None
     try:
-        return sweep_from_dict(values, name=path.stem)
+        return sweep_from_dict(values, name=name)
     except (SweepFileError, SearchSpaceError, ValueError) as error:
-        raise SweepFileError(f"{path}: {error}") from None
+        raise SweepFileError(f"{where}: {error}") from None
 
 
 def sweep_from_dict(values: Any, name: str) -> SweepSettings:
@@ -101,15 +126,20 @@ def sweep_from_dict(values: Any, name: str) -> SweepSettings:
         given = _section(values, section)
         _known(given, keys, section)
         fields.update({keys[key]: value for key, value in given.items()})
-    baselines = values.get("baselines") or []
+    baselines = values.get("baselines")
+    baselines = [] if baselines is None else baselines
     if not isinstance(baselines, list):
         raise SweepFileError(f"baselines: must be a list of points, got {baselines!r}")
     try:
         space = SearchSpace.from_dict(values["space"], baselines, base)
     except SearchSpaceError as error:
-        raise SweepFileError(f"space.{error}" if not error.key.startswith("baselines") else str(error)) from None
+        plain = error.key == "space" or error.key.startswith("baselines")
+        raise SweepFileError(str(error) if plain else f"space.{error}") from None
+    name = values.get("name", name)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SweepFileError(f"name: {name!r} must be letters, digits, '_', '.' or '-' (it names folders)")
     try:
-        return SweepSettings(preset=str(values.get("name") or name), base=base, space=space, **fields)
+        return SweepSettings(preset=name, base=base, space=space, **fields)
     except (TypeError, ValueError) as error:
         raise SweepFileError(_in_file_terms(str(error))) from None
 
@@ -123,7 +153,7 @@ def sweep_to_dict(settings: SweepSettings) -> dict[str, Any]:
 
 
 def dump_sweep(settings: SweepSettings) -> str:
-    return yaml.safe_dump(sweep_to_dict(settings), sort_keys=False, default_flow_style=None, width=110)
+    return yaml.dump(sweep_to_dict(settings), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=110)
 
 
 def _in_file_terms(message: str) -> str:
@@ -137,7 +167,9 @@ def _in_file_terms(message: str) -> str:
 
 
 def _section(values: Mapping[str, Any], section: str) -> Mapping[str, Any]:
-    given = values.get(section) or {}
+    given = values.get(section)
+    if given is None:
+        return {}
     if not isinstance(given, Mapping):
         raise SweepFileError(f"{section}: must be a mapping of keys to values, got {given!r}")
     return given

@@ -84,11 +84,12 @@ def worker_node_ids(checkpoint_uri: str) -> list[str]:
 
 
 def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, run_uri: str,
-               last_metrics: dict[str, Any], error: str | None, max_epochs: int
+               last_metrics: dict[str, Any], error: str | None, max_epochs: int, swept: tuple[str, ...] = ()
                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One trials.csv row and its epochs.csv rows. The knobs are the ones the trial trained with, as its
     checkpoints store them (with --scale-with-workers, the scaled batch and learning rate); `requested`
-    (the base config with the trial's sample applied) only for a trial that never reached a checkpoint."""
+    (the base config with the trial's sample applied) only for a trial that never reached a checkpoint.
+    `swept`: the knobs the sweep varies, each a column of its own beside the study's five."""
     states = checkpoint_states(run_uri)
     latest = max(states, key=lambda s: s[1].epochs_done, default=None)
     history = list(latest[1].history) if latest else []
@@ -98,7 +99,7 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     status, stop_reason = _status(history[-1]["stop_reason"] if history else "", error)
     row: dict[str, Any] = {"trial_id": trial_id, "status": status, "stop_reason": stop_reason,
                            "epochs_run": len(history), "max_epochs": max_epochs}
-    row.update(knob_values(trained, sample))
+    row.update(knob_values(trained, sample, swept))
     final = history[-1] if history else {}
     best_row = best[1].history[-1] if best and best[1].history else {}
     row.update({f"final_{k}": final.get(k) for k in METRICS})
@@ -113,10 +114,12 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     return row, epochs
 
 
-def knob_values(config: TrainConfig, sample: dict[str, Any]) -> dict[str, Any]:
-    """A trial's columns for its knobs: every swept knob under its own name, the rest as config_<name>.
-    augment_strength is the searched value when the search chose one (it is not a config field)."""
-    values: dict[str, Any] = {key: getattr(config, key) for key in SWEPT_KEYS if key != "augment_strength"}
+def knob_values(config: TrainConfig, sample: dict[str, Any], swept: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A trial's columns for its knobs: the study's five and every other knob the sweep varies under
+    its own name, the rest as config_<name>. augment_strength is the searched value when the search
+    chose one (it is not a config field)."""
+    names = [*SWEPT_KEYS, *(key for key in swept if key not in SWEPT_KEYS)]
+    values: dict[str, Any] = {key: getattr(config, key) for key in names if key != "augment_strength"}
     values["augment_strength"] = sample.get("augment_strength", config.augment_strength)
     values.update({f"config_{key}": getattr(config, key) for key in CONFIG_KEYS})
     return values

@@ -4,6 +4,7 @@ here). The presets are sweep files (cnn/sweeps/, read by cnn/sweep_file.py)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +48,22 @@ class SweepSettings:
     def __post_init__(self) -> None:
         _check(self.search in SEARCH_MODES, "search", self.search, f"one of {', '.join(SEARCH_MODES)}")
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
-        _check(self.num_samples >= 1, "num_samples", self.num_samples, ">= 1")
-        _check(self.gpus_per_worker == AUTO or isinstance(self.gpus_per_worker, (int, float)),
+        # A sweep file can hand any YAML value to any of these: whole numbers are checked as such.
+        for key, low in (("num_samples", 1), ("grace_period", 1), ("reduction_factor", 2), ("workers_per_trial", 1),
+                         ("search_seed", 0), ("trial_max_failures", -1), ("worker_max_failures", -1)):
+            value = getattr(self, key)
+            _check(_is_whole(value) and value >= low, key, value, f"a whole number >= {low}"
+                   + (" (-1: without limit)" if low == -1 else ""))
+        _check(_is_number(self.cpus_per_worker), "cpus_per_worker", self.cpus_per_worker, "a number > 0")
+        _check(self.gpus_per_worker == AUTO or _is_number(self.gpus_per_worker),
                "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
-        _check(1 <= self.grace_period <= self.base.epochs, "grace_period", self.grace_period,
+        _check(self.grace_period <= self.base.epochs, "grace_period", self.grace_period,
                f"[1, epochs={self.base.epochs}]")
-        _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, ">= 2")
-        _check(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1,
-               "max_concurrent_trials", self.max_concurrent_trials, ">= 1")
+        _check(self.max_concurrent_trials is None or (_is_whole(self.max_concurrent_trials)
+                                                      and self.max_concurrent_trials >= 1),
+               "max_concurrent_trials", self.max_concurrent_trials, "a whole number >= 1")
+        _check(self.search == "grid" or self.num_samples >= len(self.space.baselines), "num_samples",
+               self.num_samples, f">= the {len(self.space.baselines)} baseline points, which count among the trials")
         if self.search == "grid":
             sampled = [k for k, d in self.space.domains.items() if not d.is_grid]
             if sampled:
@@ -67,7 +76,15 @@ class SweepSettings:
             SearchSpace.from_dict(self.space.to_dict()["space"], self.space.to_dict()["baselines"], self.base)
         except SearchSpaceError as error:
             raise ValueError(f"space.{error}") from None
-        self.resources_for(cluster_gpus=0.0).check_batch(self.base)  # the resource rules: cnn.replicas
+        resources = self.resources_for(cluster_gpus=0.0)
+        resources.check_batch(self.base)  # the resource rules: cnn.replicas
+        # Values are checked one knob at a time above; knobs that only clash together (deterministic
+        # with jit_compile, a sampled batch the replicas cannot split) show at the corners of the space.
+        for sample in self.space.corners(self.base):
+            try:
+                resources.check_batch(self.space.apply(self.base, sample))
+            except ValueError as error:
+                raise ValueError(f"space: the trial {sample} would be refused: {error}") from None
 
     def resources_for(self, cluster_gpus: float) -> WorkerResources:
         """Each trial's workers on a cluster with this many GPUs: auto is 1 GPU per worker if it has
@@ -89,8 +106,13 @@ class SweepSettings:
         return self.space.apply(self.base, sample)
 
     def num_trials(self) -> int:
-        """Trials the sweep runs: every grid point (times num_samples for a random search)."""
-        return self.space.grid_size * (1 if self.search == "grid" else self.num_samples)
+        """Trials the sweep runs: every grid point; a random search runs its baseline points once
+        each, then num_samples minus their count samples of every grid point (Tune's
+        BasicVariantGenerator)."""
+        if self.search == "grid":
+            return self.space.grid_size
+        baselines = len(self.space.baselines)
+        return baselines + (self.num_samples - baselines) * self.space.grid_size
 
     def describe_search(self) -> dict[str, str]:
         """The search space in words, for the printed plan and sweep.json."""
@@ -122,6 +144,14 @@ class SweepSettings:
             values["space"] = l2_grid(old_grid["grid_l2"], old_grid["grid_augment_strength"]) \
                 if values.get("search") == "grid" else STANDARD_SPACES["random"]
         return cls(**values)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

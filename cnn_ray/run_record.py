@@ -31,7 +31,7 @@ def collect_trials(experiment: str, settings: SweepSettings) -> tuple[list[dict]
         error = _first_line(trial.error_file) if trial.status == "ERROR" else None
         row, rows = trial_rows(trial.trial_id, sample, settings.trial_config(sample),
                                f"{experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
-                               trial.last_result or {}, error, settings.base.epochs)
+                               trial.last_result or {}, error, settings.base.epochs, swept=settings.space.knobs)
         row["tune_status"] = trial.status
         trials.append(row)
         epochs.extend(rows)

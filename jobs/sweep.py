@@ -14,6 +14,7 @@ Runs on a fresh local Ray by default, or on the cluster that RAY_ADDRESS names (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -29,9 +30,11 @@ from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address
                              check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
                              storage_path)
 
-from cnn.search_space import SearchSpace, SearchSpaceError  # noqa: E402
-from cnn.sweep_file import PRESETS, STANDARD_SPACES, SweepFileError, dump_sweep, load_sweep_file  # noqa: E402
-from cnn.sweep_results import SWEEP_YAML  # noqa: E402
+from cnn.config import AUGMENT_RANGES, TrainConfig  # noqa: E402
+from cnn.search_space import AUGMENT_STRENGTH, SearchSpace, SearchSpaceError  # noqa: E402
+from cnn.sweep_file import (PRESETS, STANDARD_SPACES, SweepFileError, dump_sweep, load_sweep_file,  # noqa: E402
+                            load_sweep_text)
+from cnn.sweep_results import SWEEP_YAML, read_text  # noqa: E402
 from cnn.sweep_settings import AUTO, SCHEDULERS, SEARCH_MODES, SweepSettings, l2_grid  # noqa: E402
 
 EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
@@ -77,13 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> SweepSettings:
-    if args.config and args.preset:
-        fail("--config and --preset both name a sweep file: give one")
-    try:
-        preset = load_sweep_file(args.config) if args.config else PRESETS[args.preset or "full"]
-    except SweepFileError as error:
-        fail(str(error))
-    changes: dict[str, Any] = {"base": config_from_args(args, preset.base)}
+    preset = _sweep_file(args)
+    base = config_from_args(args, preset.base)
+    changes: dict[str, Any] = {"base": base, "space": _space_under_flags(args, preset.space)}
     for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
                 "workers_per_trial",
                 "cpus_per_worker", "max_concurrent_trials"):
@@ -94,7 +93,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
     if args.grid_l2 is not None or args.grid_augment_strength is not None:
         if changes.get("search", preset.search) != "grid":
             fail("--grid-l2 and --grid-augment-strength shape a grid: add --search grid")
-        changes["space"] = _grid_from_flags(args, changes.get("space", preset.space))
+        changes["space"] = _grid_from_flags(args, changes["space"])
     if args.gpus_per_worker is not None:
         try:
             changes["gpus_per_worker"] = AUTO if args.gpus_per_worker == AUTO else float(args.gpus_per_worker)
@@ -106,19 +105,46 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
         fail(str(error))
 
 
-def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpace:
-    """The L2 x augmentation grid with the values --grid-l2 and --grid-augment-strength give (the
-    others from `space` when it is such a grid, else the standard grid's)."""
-    current = space if space.has_grid else STANDARD_SPACES["grid"]
-
-    def values(knob: str) -> tuple[float, ...]:
-        domain = current.domains.get(knob) or STANDARD_SPACES["grid"].domains[knob]
-        return tuple(domain.values)
-
+def _sweep_file(args: argparse.Namespace) -> SweepSettings:
+    """The sweep file the flags start from: --config, --preset, or on --resume the resolved file the
+    sweep stored (sweep.yaml), else the full preset."""
+    if args.config and args.preset:
+        fail("--config and --preset both name a sweep file: give one")
     try:
-        return l2_grid(tuple(args.grid_l2) if args.grid_l2 is not None else values("l2_conv"),
-                       tuple(args.grid_augment_strength) if args.grid_augment_strength is not None
-                       else values("augment_strength"))
+        if args.config:
+            return load_sweep_file(args.config)
+        if not args.preset and args.resume and args.name:
+            stored = f"{storage_path(args.storage_path)}/{args.name}/{SWEEP_YAML}"
+            if _exists(stored):
+                return load_sweep_text(read_text(stored), stored)
+        return PRESETS[args.preset or "full"]
+    except SweepFileError as error:
+        fail(str(error))
+
+
+def _space_under_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpace:
+    """A training flag overrides the file's fixed value of its knob; it cannot fix a knob the file
+    varies (nor one that the file's augment_strength sets): one line says so."""
+    given = {f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    set_by_strength = {"augment", *AUGMENT_RANGES} if AUGMENT_STRENGTH in space.knobs else set()
+    for knob in sorted(given & (set(space.knobs) | set_by_strength)):
+        varied = "augment_strength, which sets it," if knob in set_by_strength else "it"
+        fail(f"--{knob.replace('_', '-')}: the sweep file varies {varied} (space: {knob if knob in space.knobs else AUGMENT_STRENGTH}); "
+             "change the file's space to fix it")
+    return dataclasses.replace(space, fixed={k: v for k, v in space.fixed.items() if k not in given})
+
+
+def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpace:
+    """`space` with --grid-l2 as the grid of l2_conv (l2_dense tied to it) and --grid-augment-strength
+    as the grid of augment_strength; the file's other knobs as they were."""
+    written = space.to_dict()
+    knobs = dict(written["space"])
+    if args.grid_l2 is not None:
+        knobs.update(l2_conv={"grid": list(args.grid_l2)}, l2_dense={"same_as": "l2_conv"})
+    if args.grid_augment_strength is not None:
+        knobs[AUGMENT_STRENGTH] = {"grid": list(args.grid_augment_strength)}
+    try:
+        return SearchSpace.from_dict(knobs, written["baselines"])
     except SearchSpaceError as error:
         fail(f"--grid flags: {error}")
 

@@ -28,10 +28,17 @@ def local_ray():
     CUDA_VISIBLE_DEVICES) to a worker that asks for it, and TensorFlow sees none, which is
     how a worker on a node with a broken CUDA set-up fails. Workers asking for no GPU are
     unaffected."""
+    import os
+
     import ray
 
-    from cnn_ray.local_ray import init_local_ray
+    from cnn_ray.local_ray import ONE_MACHINE_SETTINGS, init_local_ray
 
-    init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, num_gpus=1, logging_level="WARNING")
+    # The cluster a person's sweep gets: their own overrides of the one-machine defaults left out.
+    theirs = {key: os.environ.pop(key) for key in ONE_MACHINE_SETTINGS if key in os.environ}
+    try:
+        init_local_ray({"TF_CPP_MIN_LOG_LEVEL": "2"}, num_cpus=2, num_gpus=1, logging_level="WARNING")
+    finally:
+        os.environ.update(theirs)
     yield ray
     ray.shutdown()

@@ -44,6 +44,8 @@ CASES = [
     ("dropout out of range", ["--dropout-conv", "1.5"], {}, "dropout_conv=1.5 is out of range"),
     ("negative grid L2", ["--grid-l2", "-1"], {}, "l2_conv=-1.0 is out of range"),
     ("grid values without a grid", ["--search", "random", "--grid-l2", "0"], {}, "add --search grid"),
+    ("a flag on a knob the sweep's augmentation strength sets", ["--rotation-degrees", "10"], {},
+     "--rotation-degrees: the sweep file varies augment_strength, which sets it"),
     ("a sweep file with a bound outside the knob's range", ["--config", "{bad_sweep}"], {},
      "bad_sweep.yaml: space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
     ("a sweep file that is not there", ["--config", "{store}.yaml"], {}, "results.yaml: cannot be read"),

@@ -72,6 +72,12 @@ def test_baselines_become_full_samples_with_the_base_configs_other_values():
     ({"l2_conv": {"uniform": [0, 1]}, "l2_dense": {"same_as": "l2_conv"}}, [{"l2_dense": 0}],
      "baselines[0].l2_dense", "is tied to l2_conv"),
     ([], None, "space", "must map one or more knobs"),
+    ({"l2_conv": {"uniform": [0, 1]}, "l2_dense": {"same_as": ["l2_conv"]}}, None, "l2_dense",
+     "same_as takes the name of a sampled knob"),
+    ({"augment_strength": {"grid": [0, 1]}, "zoom": 0.1}, None, "augment_strength", "sets zoom itself"),
+    ({"learning_rate": {"quniform": [0.0005, 0.01, 0.001]}}, None, "learning_rate", "multiples of q"),
+    ({"l2_conv": {"grid": [0, 0.0]}}, None, "l2_conv", "the values repeat"),
+    ({"augment_strength": {"choice": [True]}}, None, "augment_strength", "augment_strength must be a number"),
 ])
 def test_a_bad_space_names_its_key_and_what_is_allowed(space, baselines, key, says):
     with pytest.raises(SearchSpaceError) as caught:
@@ -84,3 +90,18 @@ def test_a_bad_space_names_its_key_and_what_is_allowed(space, baselines, key, sa
 def test_a_baseline_may_lie_outside_its_domain_but_inside_the_knobs_range():
     space = SearchSpace.from_dict({"l2_conv": {"loguniform": [1e-6, 1e-2]}}, baselines=[{"l2_conv": 0}])
     assert space.baselines == ({"l2_conv": 0},)
+
+
+def test_augment_strength_up_to_its_limit_and_not_past_it():
+    assert SearchSpace.from_dict({"augment_strength": {"uniform": [0, 4.9]}})
+    with pytest.raises(SearchSpaceError, match="from 0 to below 5"):
+        SearchSpace.from_dict({"augment_strength": {"uniform": [0, 5]}})
+
+
+def test_the_corners_cover_every_list_value_and_both_ends_of_each_range():
+    space = SearchSpace.from_dict({"dropout_conv": {"uniform": [0.1, 0.4]}, "dense_units": {"randint": [64, 129]},
+                                   "precision": {"choice": ["float32", "mixed_bfloat16"]}},
+                                  baselines=[{"dropout_conv": 0.0}])
+    corners = space.corners(TrainConfig())
+    assert len(corners) == 2 * 2 * 2 + 1 and corners[-1]["dropout_conv"] == 0.0
+    assert {c["dense_units"] for c in corners[:-1]} == {64, 128}  # randint's high is exclusive

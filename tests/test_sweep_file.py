@@ -75,6 +75,12 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     (MY_SWEEP.replace("space:\n", "space: [\n"), "not valid YAML at line"),
     ("- just\n- a list\n", "must be a mapping of name, train, search"),
     ("train: {dataset: mnist}\n", "space: missing"),
+    (MY_SWEEP.replace("  dropout_dense: 0.4", "  dropout_dense: 0.4\n  dropout_dense: 0.3"),
+     "the key 'dropout_dense' is given twice"),
+    ("name: ../../elsewhere\n" + MY_SWEEP, "name: '../../elsewhere' must be letters, digits"),
+    ("train: []\nsearch:" + MY_SWEEP.split("search:", 1)[1], "train: must be a mapping"),
+    ("space: {learning_rate: 0.001}\n", ": space: samples no knob"),
+    (MY_SWEEP.replace("num_samples: 12", "num_samples: '12'"), "search.num_samples: '12' is out of range"),
 ])
 def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, text, says):
     path = write(tmp_path, text)
@@ -83,3 +89,54 @@ def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, te
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and says in message, message
     assert "\n" not in message
+
+
+def test_a_file_that_is_not_text_gets_one_line(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(SweepFileError, match="not a text file"):
+        load_sweep_file(path)
+
+
+def test_a_name_that_yaml_would_read_as_a_number_round_trips(tmp_path):
+    settings = load_sweep_file(write(tmp_path, MY_SWEEP, "1e3.yaml"))
+    assert settings.preset == "1e3"
+    assert load_sweep_file(write(tmp_path, dump_sweep(settings), "again.yaml")).preset == "1e3"
+
+
+# The job's flags on top of a file (jobs/sweep.py; no Ray is started by settings_from_args).
+
+def settings_for(argv: list[str]):
+    from jobs import sweep
+
+    return sweep.settings_from_args(sweep.parse_args(argv))
+
+
+def test_a_flag_overrides_the_files_fixed_value(tmp_path):
+    settings = settings_for(["--config", str(write(tmp_path, MY_SWEEP)), "--dropout-dense", "0.3"])
+    assert "dropout_dense" not in settings.space.fixed
+    assert settings.trial_config({"learning_rate": 1e-3, "dense_units": 128}).dropout_dense == 0.3
+
+
+def test_a_flag_cannot_fix_a_knob_the_file_varies(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        settings_for(["--config", str(write(tmp_path, MY_SWEEP)), "--learning-rate", "0.01"])
+    assert stopped.value.code == 2
+    assert "--learning-rate: the sweep file varies it (space: learning_rate)" in capsys.readouterr().err
+
+
+def test_grid_flags_change_only_the_l2_and_augmentation_grids_of_a_grid_file(tmp_path):
+    grid = ("train: {dataset: mnist, epochs: 2}\nsearch: {algorithm: grid}\n"
+            "space:\n  dense_units: {grid: [128, 256]}\n  l2_conv: {grid: [0.0]}\n  dropout_dense: 0.4\n")
+    settings = settings_for(["--config", str(write(tmp_path, grid)), "--grid-l2", "0", "1e-3"])
+    assert settings.space.domains["dense_units"].values == (128, 256)
+    assert settings.space.domains["l2_conv"].values == (0.0, 1e-3) and settings.space.tied == {"l2_dense": "l2_conv"}
+    assert settings.space.fixed == {"dropout_dense": 0.4} and settings.num_trials() == 4
+
+
+def test_resume_without_a_file_continues_the_sweep_as_it_was_stored(tmp_path):
+    stored = load_sweep_file(write(tmp_path, MY_SWEEP))
+    (tmp_path / "results" / "mine").mkdir(parents=True)
+    (tmp_path / "results" / "mine" / "sweep.yaml").write_text(dump_sweep(stored))
+    resumed = settings_for(["--storage-path", str(tmp_path / "results"), "--name", "mine", "--resume"])
+    assert resumed == stored

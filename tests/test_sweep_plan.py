@@ -5,6 +5,7 @@ import pytest
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
 from cnn.sweep_file import PRESETS, STANDARD_SPACES
+from cnn.search_space import SearchSpace
 from cnn.sweep_settings import SweepSettings, l2_grid
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.tuner import concurrent_trials
@@ -75,7 +76,17 @@ def test_gpus_per_worker_auto_follows_the_cluster():
     ({"workers_per_trial": 3}, "divisible"),
     ({"space": STANDARD_SPACES["random"]}, "search=grid runs grid domains only, and this space samples l2_conv"),
     ({"space": l2_grid((0.0,), (1.0,)), "base": TrainConfig(augment=False, augment_on_device=True, jit_compile=True)},
-     "space.augment_strength: grid"),
+     r"space.augment_strength: grid \[1.0\]: augment_on_device cannot be combined with jit_compile"),
+    ({"search": "random", "space": SearchSpace.from_dict({"jit_compile": {"choice": [True, False]},
+                                                          "deterministic": {"choice": [True, False]}})},
+     r"space: the trial \{'jit_compile': True, 'deterministic': True\} would be refused: deterministic cannot"),
+    ({"search": "random", "workers_per_trial": 2, "cpus_per_worker": 0.5,
+      "space": SearchSpace.from_dict({"batch_size": {"choice": [64, 65]}})}, "'batch_size': 65.*divisible"),
+    ({"num_samples": "12"}, "num_samples='12' is out of range; allowed: a whole number >= 1"),
+    ({"num_samples": True}, "num_samples=True"),
+    ({"trial_max_failures": -7}, r"a whole number >= -1 \(-1: without limit\)"),
+    ({"cpus_per_worker": "two"}, "cpus_per_worker='two'"),
+    ({"search": "random", "space": STANDARD_SPACES["random"], "num_samples": 0}, "num_samples=0"),
     ({"gpus_per_worker": "some"}, "gpus_per_worker"),
 ])
 def test_bad_sweep_settings_name_the_key(changes, words):
@@ -110,3 +121,18 @@ def test_settings_read_back_from_sweep_json_including_one_written_before_spaces_
     old = {k: v for k, v in PRESETS["local"].to_dict().items() if k != "space"}
     old.update(grid_l2=[0.0, 1e-4, 1e-3, 1e-2], grid_augment_strength=[0.0, 1.0])
     assert SweepSettings.from_dict(old) == PRESETS["local"]
+
+
+def test_a_random_search_counts_its_baselines_once_and_samples_each_grid_point_for_the_rest():
+    """Tune's BasicVariantGenerator runs each baseline once, then num_samples minus their count
+    samples of every grid point."""
+    from ray.tune.search.basic_variant import _count_variants  # what BasicVariantGenerator counts
+
+    space = SearchSpace.from_dict({"l2_conv": {"loguniform": [1e-6, 1e-2]}, "augment_strength": {"grid": [0.0, 1.0]}},
+                                  baselines=[{"l2_conv": 0.0}])
+    settings = PRESETS["full"].replace(space=space, num_samples=4)
+    spec = {"config": param_space(settings), "num_samples": settings.num_samples}
+    assert _count_variants(spec, baseline_points(settings)) == settings.num_trials() == 1 + 3 * 2
+    with pytest.raises(ValueError, match="baseline points"):
+        settings.replace(num_samples=0 + 1, space=SearchSpace.from_dict(
+            {"l2_conv": {"loguniform": [1e-6, 1e-2]}}, baselines=[{"l2_conv": 0.0}, {"l2_conv": 1e-3}]))

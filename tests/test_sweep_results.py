@@ -52,3 +52,12 @@ def test_a_trial_without_a_checkpoint_reports_the_requested_config(tmp_path):
     assert row["status"] == "failed" and row["stop_reason"] == "error: ValueError: boom" and epochs == []
     assert (row["l2_conv"], row["l2_dense"], row["augment_strength"], row["config_augment"]) == (1e-4, 1e-4, 0.0,
                                                                                                  False)
+
+
+def test_every_knob_the_sweep_varies_has_a_column_of_its_own(tmp_path):
+    requested = PRESETS["local"].base.replace(dense_units=128, learning_rate=3e-4)
+    write_run(tmp_path / "run", requested)
+    row, _ = trial_rows("t3", {"dense_units": 128, "learning_rate": 3e-4}, requested, str(tmp_path / "run"), {},
+                        None, 2, swept=("dense_units", "learning_rate"))
+    assert (row["dense_units"], row["learning_rate"]) == (128, 3e-4)
+    assert set(SWEPT_KEYS) <= set(row)
