@@ -155,7 +155,7 @@ class TrainConfig:
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
-    base = _base_type(f)
+    base = base_type(f)
     if value is None and "None" in str(f.type):
         return
     if base is bool:
@@ -180,7 +180,7 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         raise ValueError(f"{f.name}={value!r} is out of range; allowed: {_range_text(low, high, high_open)}")
 
 
-def _base_type(f: dataclasses.Field) -> type:
+def base_type(f: dataclasses.Field) -> type:
     text = str(f.type)
     for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
         if text.startswith(name):

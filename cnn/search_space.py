@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cnn.config import AUGMENT_RANGES, TrainConfig
+from cnn.config import AUGMENT_RANGES, TrainConfig, base_type
 
 AUGMENT_STRENGTH = "augment_strength"  # derived: TrainConfig.with_augment_strength
 # Domains with bounds: name -> number of values ([low, high] or [low, high, q]).
@@ -191,13 +191,13 @@ def _domain(knob: str, kind: str, values: Any, base: TrainConfig) -> Domain:
         raise SearchSpaceError(knob, f"{kind} takes a list, got {values!r}")
     values = tuple(values)
     if kind in LIST_DOMAINS:
-        if any(a == b and type(a) is type(b) or (_is_number(a) and _is_number(b) and a == b)
+        if any(a == b and type(a) is type(b) or (is_number(a) and is_number(b) and a == b)
                for i, a in enumerate(values) for b in values[i + 1:]):
             raise SearchSpaceError(knob, f"{where}: the values repeat")
         for value in values:
             _check_value(knob, value, base, where)
         return Domain(kind, values)
-    if len(values) != RANGE_DOMAINS[kind] or not all(_is_number(v) for v in values):
+    if len(values) != RANGE_DOMAINS[kind] or not all(is_number(v) for v in values):
         shape = "[low, high, q]" if RANGE_DOMAINS[kind] == 3 else "[low, high]"
         raise SearchSpaceError(knob, f"{kind} takes {shape} as numbers, got {list(values)!r}")
     low, high, *q = values
@@ -250,7 +250,7 @@ def _check_value(key: str, value: Any, base: TrainConfig, where: str, knob: str 
     try:
         if knob == AUGMENT_STRENGTH:
             limit, ranged, limit_refused = augment_strength_limit()
-            if not _is_number(value):
+            if not is_number(value):
                 raise ValueError(f"{AUGMENT_STRENGTH} must be a number, got {value!r}")
             if value < 0 or value > limit or (value == limit and limit_refused):
                 raise ValueError(f"{AUGMENT_STRENGTH}={value!r} is out of range; allowed: from 0 to "
@@ -275,12 +275,11 @@ def augment_strength_limit() -> tuple[float, str, bool]:
 def _knob_type(knob: str) -> type:
     if knob == AUGMENT_STRENGTH:
         return float
-    declared = str(next(f.type for f in dataclasses.fields(TrainConfig) if f.name == knob))
-    return next(kind for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str))
-                if declared.startswith(name))
+    return base_type(next(f for f in dataclasses.fields(TrainConfig) if f.name == knob))
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

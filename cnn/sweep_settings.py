@@ -4,13 +4,12 @@ here). The presets are sweep files (cnn/sweeps/, read by cnn/sweep_file.py)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
-from cnn.search_space import SearchSpace, SearchSpaceError
+from cnn.search_space import SearchSpace, SearchSpaceError, is_number
 
 SEARCH_MODES = ("random", "grid")
 SCHEDULERS = ("asha", "fifo")
@@ -54,8 +53,8 @@ class SweepSettings:
             value = getattr(self, key)
             _check(_is_whole(value) and value >= low, key, value, f"a whole number >= {low}"
                    + (" (-1: without limit)" if low == -1 else ""))
-        _check(_is_number(self.cpus_per_worker), "cpus_per_worker", self.cpus_per_worker, "a number > 0")
-        _check(self.gpus_per_worker == AUTO or _is_number(self.gpus_per_worker),
+        _check(is_number(self.cpus_per_worker), "cpus_per_worker", self.cpus_per_worker, "a number > 0")
+        _check(self.gpus_per_worker == AUTO or is_number(self.gpus_per_worker),
                "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
         _check(self.grace_period <= self.base.epochs, "grace_period", self.grace_period,
                f"[1, epochs={self.base.epochs}]")
@@ -93,11 +92,6 @@ class SweepSettings:
         if gpus == AUTO:
             gpus = 1.0 if cluster_gpus >= 1 else 0.0
         return WorkerResources(self.workers_per_trial, self.cpus_per_worker, float(gpus))
-
-    @property
-    def tied_knobs(self) -> dict[str, str]:
-        """Knobs that take another knob's sampled value (the grid's l2_dense follows l2_conv)."""
-        return dict(self.space.tied)
 
     def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
         """The base config with one trial's sampled values applied (augment_strength scales the
@@ -148,10 +142,6 @@ class SweepSettings:
 
 def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
