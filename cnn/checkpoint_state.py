@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn.config import is_number
+
 MODEL_FILE = "model.keras"
 RESUME_PREFIX = "resume/state"
 STATE_FILE = "state.json"
@@ -43,6 +45,12 @@ class CheckpointState:
     def ended_for_good(self) -> bool:
         """Reached the target or diverged: a restarted run has nothing left to do."""
         return self.stop_reason in (STOP_TARGET, STOP_DIVERGED)
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        """The highest validation accuracy of any epoch so far (None without a validation set)."""
+        scores = [row["val_accuracy"] for row in self.history if is_number(row.get("val_accuracy"))]
+        return max(scores, default=None)
 
     def resumed(self) -> "CheckpointState":
         """This state as a restarted worker group continues from it."""
@@ -79,3 +87,4 @@ def read_worker_records(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
     files = sorted((Path(checkpoint_dir) / WORKERS_DIR).glob("rank*.json"),
                    key=lambda p: int(p.stem.removeprefix("rank")))
     return [json.loads(p.read_text()) for p in files]
+

@@ -180,6 +180,11 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         raise ValueError(f"{f.name}={value!r} is out of range; allowed: {_range_text(low, high, high_open)}")
 
 
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def base_type(f: dataclasses.Field) -> type:
     text = str(f.type)
     for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):

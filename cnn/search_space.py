@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cnn.config import AUGMENT_RANGES, TrainConfig, base_type
+from cnn.config import AUGMENT_RANGES, TrainConfig, base_type, is_number
 
 AUGMENT_STRENGTH = "augment_strength"  # derived: TrainConfig.with_augment_strength
 # Domains with bounds: name -> number of values ([low, high] or [low, high, q]).
@@ -72,6 +72,16 @@ class Domain:
     def to_dict(self) -> dict[str, list[Any]]:
         return {self.kind: list(self.values)}
 
+    def contains(self, value: Any) -> bool:
+        """Whether a sample of this domain could be `value` (a baseline may lie outside: L2 = 0)."""
+        if self.is_categorical:
+            return any(value == v and (is_number(value) == is_number(v)) for v in self.values)
+        if not is_number(value):
+            return False
+        low, high, *q = self.values
+        inside = low <= value < high if self.kind == "randint" else low <= value <= high
+        return inside and (not q or math.isclose(value / q[0], round(value / q[0]), rel_tol=0, abs_tol=1e-9))
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -117,6 +127,10 @@ class SearchSpace:
         """Each baseline point as a full sample over the sampled knobs (the rest from the base config)."""
         defaults = {knob: _value_of(base, knob) for knob in self.domains}
         return [{**defaults, **{k: v for k, v in point.items() if k in self.domains}} for point in self.baselines]
+
+    def contains(self, sample: Mapping[str, Any]) -> bool:
+        """Whether every sampled knob's value in `sample` lies in its domain."""
+        return all(knob in sample and domain.contains(sample[knob]) for knob, domain in self.domains.items())
 
     def describe(self) -> dict[str, str]:
         """The space in words, for the printed plan and sweep.json."""
@@ -276,11 +290,6 @@ def _knob_type(knob: str) -> type:
     if knob == AUGMENT_STRENGTH:
         return float
     return base_type(next(f for f in dataclasses.fields(TrainConfig) if f.name == knob))
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float, not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _value_of(config: TrainConfig, knob: str) -> Any:

@@ -4,9 +4,10 @@
       dataset: mnist
       epochs: 9
     search:
-      algorithm: random         # random or grid
+      algorithm: tpe            # random, grid or tpe (Optuna's TPE)
       num_samples: 17
       seed: 0
+      startup_trials: 10        # tpe: trials sampled at random before TPE models the results
     space:                      # cnn/search_space.py: Ray Tune's domains, ties, fixed values
       learning_rate: {loguniform: [1e-4, 1e-2]}
       dense_units: {choice: [128, 256, 512]}
@@ -36,7 +37,7 @@ PRESETS_DIR = Path(__file__).with_name("sweeps")
 # section -> {key in the file: SweepSettings field}
 SECTIONS: dict[str, dict[str, str]] = {
     "search": {"algorithm": "search", "num_samples": "num_samples", "seed": "search_seed",
-               "max_concurrent_trials": "max_concurrent_trials"},
+               "startup_trials": "startup_trials", "max_concurrent_trials": "max_concurrent_trials"},
     "scheduler": {"name": "scheduler", "grace_period": "grace_period", "reduction_factor": "reduction_factor"},
     "resources": {"workers_per_trial": "workers_per_trial", "cpus_per_worker": "cpus_per_worker",
                   "gpus_per_worker": "gpus_per_worker"},
@@ -182,6 +183,6 @@ def _known(given: Mapping[str, Any], allowed: Any, where: str) -> None:
 
 
 PRESETS: dict[str, SweepSettings] = {name: load_sweep_file(preset_path(name)) for name in preset_names()}
-# What --search switches to when it names another mode than the file's: random searches the full
-# preset's space (L2, dropout, augmentation over the study's ranges), grid the study's L2 grid.
-STANDARD_SPACES = {"random": PRESETS["full"].space, "grid": l2_grid()}
+# What --search switches to when it names another mode than the file's: random and tpe search the
+# full preset's space (L2, dropout, augmentation over the study's ranges), grid the study's L2 grid.
+STANDARD_SPACES = {"random": PRESETS["full"].space, "tpe": PRESETS["full"].space, "grid": l2_grid()}

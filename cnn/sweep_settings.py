@@ -7,11 +7,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from cnn.config import TrainConfig
+from cnn.config import TrainConfig, is_number
 from cnn.replicas import WorkerResources
-from cnn.search_space import SearchSpace, SearchSpaceError, is_number
+from cnn.search_space import SearchSpace, SearchSpaceError
 
-SEARCH_MODES = ("random", "grid")
+SEARCH_MODES = ("random", "grid", "tpe")
 SCHEDULERS = ("asha", "fifo")
 AUTO = "auto"
 
@@ -31,8 +31,10 @@ class SweepSettings:
     preset: str
     base: TrainConfig
     space: SearchSpace              # what varies (cnn/search_space.py)
-    search: str = "random"          # random: sample num_samples configs; grid: every grid point
-    num_samples: int = 16           # random search: trials, the baselines included
+    search: str = "random"          # random: sample num_samples configs; grid: every grid point;
+                                    # tpe: Optuna's TPE proposes num_samples configs from the results so far
+    num_samples: int = 16           # random and tpe: trials, the baselines included
+    startup_trials: int = 10        # tpe: trials sampled at random before TPE models the results (Optuna's default)
     scheduler: str = "asha"
     grace_period: int = 2           # ASHA: epochs every trial gets before it can be stopped
     reduction_factor: int = 3       # ASHA: keep the top 1/reduction_factor at each rung
@@ -48,7 +50,7 @@ class SweepSettings:
         _check(self.search in SEARCH_MODES, "search", self.search, f"one of {', '.join(SEARCH_MODES)}")
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         # A sweep file can hand any YAML value to any of these: whole numbers are checked as such.
-        for key, low in (("num_samples", 1), ("grace_period", 1), ("reduction_factor", 2), ("workers_per_trial", 1),
+        for key, low in (("num_samples", 1), ("startup_trials", 0), ("grace_period", 1), ("reduction_factor", 2), ("workers_per_trial", 1),
                          ("search_seed", 0), ("trial_max_failures", -1), ("worker_max_failures", -1)):
             value = getattr(self, key)
             _check(_is_whole(value) and value >= low, key, value, f"a whole number >= {low}"
@@ -63,6 +65,8 @@ class SweepSettings:
                "max_concurrent_trials", self.max_concurrent_trials, "a whole number >= 1")
         _check(self.search == "grid" or self.num_samples >= len(self.space.baselines), "num_samples",
                self.num_samples, f">= the {len(self.space.baselines)} baseline points, which count among the trials")
+        if self.search == "tpe":
+            self._check_tpe_space()
         if self.search == "grid":
             sampled = [k for k, d in self.space.domains.items() if not d.is_grid]
             if sampled:
@@ -85,6 +89,15 @@ class SweepSettings:
             except ValueError as error:
                 raise ValueError(f"space: the trial {sample} would be refused: {error}") from None
 
+    def _check_tpe_space(self) -> None:
+        """What Optuna's distributions cannot hold: a grid (TPE samples every knob) and a quantized
+        log domain (Ray's OptunaSearch drops the step with only a log warning)."""
+        for kind, instead in (("grid", "make them choice domains, which TPE samples, or use search=grid"),
+                              ("qloguniform", "Optuna cannot keep the step of a log domain: use loguniform or choice")):
+            knobs = [k for k, d in self.space.domains.items() if d.kind == kind]
+            if knobs:
+                raise ValueError(f"search=tpe cannot search {kind} domains ({', '.join(knobs)}): {instead}")
+
     def resources_for(self, cluster_gpus: float) -> WorkerResources:
         """Each trial's workers on a cluster with this many GPUs: auto is 1 GPU per worker if it has
         any (so one replica per worker, as on CPUs), else none."""
@@ -102,7 +115,9 @@ class SweepSettings:
     def num_trials(self) -> int:
         """Trials the sweep runs: every grid point; a random search runs its baseline points once
         each, then num_samples minus their count samples of every grid point (Tune's
-        BasicVariantGenerator)."""
+        BasicVariantGenerator); TPE runs num_samples, the baselines among them."""
+        if self.search == "tpe":
+            return self.num_samples
         if self.search == "grid":
             return self.space.grid_size
         baselines = len(self.space.baselines)

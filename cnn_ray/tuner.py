@@ -15,10 +15,12 @@ import sys
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from cnn.replicas import WorkerResources
 from cnn.sweep_settings import SweepSettings
+from cnn_ray.baselines_first import BaselinesFirst
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.storage_watch import StorageWatch
 from cnn_ray.trial_clock import TrialClock
@@ -65,19 +67,38 @@ def scheduler(settings: SweepSettings):
                          reduction_factor=settings.reduction_factor)
 
 
+def search_algorithm(settings: SweepSettings, max_concurrent: int) -> BasicVariantGenerator | Searcher:
+    """Random and grid: Tune's BasicVariantGenerator. TPE: Optuna's TPESampler through Ray's
+    OptunaSearch, the baselines run first (cnn_ray.baselines_first), at most max_concurrent at once.
+    Both enforce the concurrency limit themselves: Tune ignores TuneConfig's max_concurrent_trials
+    when a search algorithm instance is passed."""
+    baselines = baseline_points(settings)
+    if settings.search != "tpe":
+        return BasicVariantGenerator(points_to_evaluate=baselines or None, max_concurrent=max_concurrent,
+                                     random_state=settings.search_seed)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per trial on the console
+    # constant_liar: a trial still running counts as a poor result, so concurrent trials are not
+    # proposed at the same spot (Optuna's advice for parallel workers).
+    sampler = optuna.samplers.TPESampler(seed=settings.search_seed, n_startup_trials=settings.startup_trials,
+                                         constant_liar=True)
+    tpe = OptunaSearch(sampler=sampler, metric=METRIC, mode=MODE)
+    first = BaselinesFirst(tpe, baselines, [settings.space.contains(point) for point in baselines])
+    return ConcurrencyLimiter(first, max_concurrent=max_concurrent)
+
+
 def build_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, storage_path: str, name: str,
                 max_concurrent: int) -> tune.Tuner:
     settings = plan.settings
-    # The generator enforces the concurrency limit itself: Tune ignores TuneConfig's
-    # max_concurrent_trials when a search algorithm instance is passed.
-    searcher = BasicVariantGenerator(points_to_evaluate=baseline_points(settings) or None,
-                                     max_concurrent=max_concurrent, random_state=settings.search_seed)
     num_samples = 1 if settings.search == "grid" else settings.num_samples
     return tune.Tuner(
         trainable(data_ref, plan),
         param_space=param_space(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
-                                    search_alg=searcher, num_samples=num_samples),
+                                    search_alg=search_algorithm(settings, max_concurrent),
+                                    num_samples=num_samples),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
                                   stop=StorageWatch(plan.experiment_path),
                                   callbacks=[TrialClock(plan.experiment_path)],

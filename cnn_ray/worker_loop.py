@@ -121,7 +121,10 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: Che
         record = {**_worker_record(model, rank), **run_record,
                   "checkpoint_write_seconds": time.perf_counter() - writing}  # before Ray uploads it
         (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
+        # The best validation accuracy so far rides along, so that the last report of a trial carries
+        # it (TensorBoard's HParams view shows a trial's last metrics; the leaderboard ranks by best).
+        reported = {**metrics, "best_val_accuracy": state.best_val_accuracy}
+        ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -47,9 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="a sweep file shipped with the package (cnn/sweeps/): smoke (1 min), local (make sweep, "
                             "< 15 min on 2 cores), full (the default)")
     sweep.add_argument("--config", metavar="FILE", help="your own sweep file (YAML; see the README's example)")
-    sweep.add_argument("--search", choices=SEARCH_MODES, help="random search over L2, dropout and augmentation, or the L2 x augmentation grid "
-                            "(another mode than the preset's brings that mode's standard space)")
-    sweep.add_argument("--num-samples", type=int, help="random search: number of trials")
+    sweep.add_argument("--search", choices=SEARCH_MODES,
+                       help="random, grid or tpe (Optuna's TPE); between random and tpe the file's space stays, "
+                            "to or from grid brings that mode's standard space (random/tpe: L2, dropout and "
+                            "augmentation; grid: the study's L2 x augmentation grid)")
+    sweep.add_argument("--num-samples", type=int, help="random and tpe: number of trials, the baselines included")
     sweep.add_argument("--grid-l2", type=float, nargs="+", help="grid: L2 strengths (conv and dense alike)")
     sweep.add_argument("--grid-augment-strength", type=float, nargs="+",
                        help="grid: augmentation strengths (0 = off, 1 = the original study's)")
@@ -57,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sweep.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
     sweep.add_argument("--reduction-factor", type=int,
                        help="ASHA: keep the best 1/N of trials at each rung (rungs at grace x N^k epochs)")
-    sweep.add_argument("--search-seed", type=int, help="seed of the random search")
+    sweep.add_argument("--search-seed", type=int, help="seed of the search (random sampling, TPE's sampler)")
     res = parser.add_argument_group("resources")
     res.add_argument("--workers-per-trial", type=int,
                      help="Ray Train workers per trial (full preset: 1; 2 or more make each trial faster)")
@@ -88,8 +90,8 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    if args.search is not None and args.search != preset.search:  # another mode: its standard space
-        changes["space"] = STANDARD_SPACES[args.search]
+    if args.search is not None and args.search != preset.search and "grid" in (args.search, preset.search):
+        changes["space"] = STANDARD_SPACES[args.search]  # a grid's space is not a sampler's, nor the reverse
     if args.grid_l2 is not None or args.grid_augment_strength is not None:
         if changes.get("search", preset.search) != "grid":
             fail("--grid-l2 and --grid-augment-strength shape a grid: add --search grid")

@@ -30,11 +30,13 @@ def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
     (tmp_path / "other_results" / TAKEN).mkdir(parents=True)
     bad_sweep = tmp_path / "bad_sweep.yaml"
     bad_sweep.write_text("train: {dataset: mnist, limit: 400, epochs: 2}\nspace:\n  dropout_conv: {uniform: [0, 1.5]}\n")
+    tpe_grid = tmp_path / "tpe_grid.yaml"
+    tpe_grid.write_text("search: {algorithm: tpe}\nspace:\n  l2_conv: {grid: [0, 1e-3]}\n")
     monkeypatch.setenv("CNN_DATA_DIR", str(data_dir))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])  # argparse names the program after it
     return {"store": tmp_path / "results", "truncated": truncated, "empty": empty, "bad_labels": bad_labels,
-            "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep}
+            "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep, "tpe_grid": tpe_grid}
 
 
 # (case id, the flags after --preset smoke --storage-path <store>, environment changes, the words the line must hold)
@@ -48,6 +50,8 @@ CASES = [
      "--rotation-degrees: the sweep file varies augment_strength, which sets it"),
     ("a sweep file with a bound outside the knob's range", ["--config", "{bad_sweep}"], {},
      "bad_sweep.yaml: space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
+    ("a grid searched by TPE", ["--config", "{tpe_grid}"], {},
+     "tpe_grid.yaml: search.algorithm: tpe cannot search grid domains (l2_conv)"),
     ("a sweep file that is not there", ["--config", "{store}.yaml"], {}, "results.yaml: cannot be read"),
     ("workers of one trial sharing a GPU", ["--gpus-per-worker", "0.5"], {}, "two workers of one trial could share"),
     ("a non-whole GPU count above 1", ["--gpus-per-worker", "1.5"], {}, "above 1 it must be a whole number"),

@@ -105,3 +105,14 @@ def test_the_corners_cover_every_list_value_and_both_ends_of_each_range():
     corners = space.corners(TrainConfig())
     assert len(corners) == 2 * 2 * 2 + 1 and corners[-1]["dropout_conv"] == 0.0
     assert {c["dense_units"] for c in corners[:-1]} == {64, 128}  # randint's high is exclusive
+
+
+def test_a_domain_knows_which_values_a_sample_of_it_could_take():
+    space = SearchSpace.from_dict({"l2_conv": {"loguniform": [1e-6, 1e-2]}, "dense_units": {"choice": [128, 256]},
+                                   "batch_size": {"randint": [32, 64]}, "dropout_conv": {"quniform": [0.0, 0.5, 0.1]}})
+    inside = {"l2_conv": 1e-3, "dense_units": 256, "batch_size": 63, "dropout_conv": 0.3}
+    assert space.contains(inside)
+    for knob, outside in (("l2_conv", 0.0), ("dense_units", 512), ("batch_size", 64), ("dropout_conv", 0.25),
+                          ("dense_units", "256")):
+        assert not space.contains({**inside, knob: outside}), (knob, outside)
+    assert not space.contains({"l2_conv": 1e-3}), "a sample names every sampled knob"

@@ -6,7 +6,7 @@ import pytest
 
 from cnn.sweep_file import PRESETS, SweepFileError, dump_sweep, load_sweep_file, preset_names
 
-# The README's example: the learning rate and the dense width, random search and ASHA.
+# The README's example: the learning rate and the dense width, Optuna's TPE and ASHA.
 MY_SWEEP = """\
 train:
   dataset: mnist
@@ -14,7 +14,7 @@ train:
   epochs: 9
   bn_momentum: 0.9
   horizontal_flip: false
-search: {algorithm: random, num_samples: 12, seed: 3}
+search: {algorithm: tpe, num_samples: 12, seed: 3}
 space:
   learning_rate: {loguniform: [1e-4, 1e-2]}
   dense_units: {choice: [128, 256, 512]}
@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "my_sweep.yaml") -> Path:
 
 def test_a_person_s_sweep_file_becomes_settings(tmp_path):
     settings = load_sweep_file(write(tmp_path, MY_SWEEP))
-    assert settings.preset == "my_sweep" and settings.search == "random" and settings.num_samples == 12
+    assert settings.preset == "my_sweep" and settings.search == "tpe" and settings.num_samples == 12
     assert settings.search_seed == 3 and settings.scheduler == "asha" and settings.grace_period == 1
     assert settings.base.epochs == 9 and settings.base.limit == 4000 and not settings.base.horizontal_flip
     # 1e-4 without a dot is a number here (plain YAML 1.1 would read a string).
@@ -65,10 +65,15 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     (MY_SWEEP.replace("dropout_dense: 0.4", "dropout_conv: {uniform: [0, 1.5]}"),
      "space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
     (MY_SWEEP.replace("[1e-4, 1e-2]", "[0, 1e-2]"), "space.learning_rate: loguniform [0, 0.01]: a log domain needs low > 0"),
-    (MY_SWEEP.replace("algorithm: random", "algorithm: grid"),
+    (MY_SWEEP.replace("algorithm: tpe", "algorithm: grid"),
      "search.algorithm: grid runs grid domains only, and this space samples learning_rate, dense_units"),
-    (MY_SWEEP.replace("algorithm: random", "algorithm: bayes"),
-     "search.algorithm: 'bayes' is out of range; allowed: one of random, grid"),
+    (MY_SWEEP.replace("algorithm: tpe", "algorithm: bayes"),
+     "search.algorithm: 'bayes' is out of range; allowed: one of random, grid, tpe"),
+    (MY_SWEEP.replace("{choice: [128, 256, 512]}", "{grid: [128, 256, 512]}"),
+     "search.algorithm: tpe cannot search grid domains (dense_units): make them choice domains"),
+    (MY_SWEEP.replace("{loguniform: [1e-4, 1e-2]}", "{qloguniform: [1e-4, 1e-2, 1e-4]}"),
+     "search.algorithm: tpe cannot search qloguniform domains (learning_rate): Optuna cannot keep the step"),
+    (MY_SWEEP.replace("seed: 3}", "seed: 3, startup_trials: -1}"), "search.startup_trials: -1 is out of range"),
     (MY_SWEEP.replace("epochs: 9", "epochs: nine"), "train: epochs must be an integer, got 'nine'"),
     (MY_SWEEP.replace("  - {learning_rate: 1e-3, dense_units: 512}", "  - {learning_rate: -1}"),
      "baselines[0].learning_rate: baseline: learning_rate=-1 is out of range"),
