@@ -64,9 +64,11 @@ def group_summary(frame: pd.DataFrame, common: int | None) -> list[dict[str, Any
     return rows
 
 
-def pairs(frame: pd.DataFrame) -> list[tuple[pd.Series, pd.Series]]:
-    """(off, on) trials that differ in augmentation only."""
-    keys = [k for k in PAIR_KEYS if k in frame.columns]
+def pairs(frame: pd.DataFrame, swept: tuple[str, ...] = ()) -> list[tuple[pd.Series, pd.Series]]:
+    """(off, on) trials that differ in augmentation only: equal in the study's knobs and in every
+    other knob the sweep varied (`swept`, its space's knobs)."""
+    wanted = [*PAIR_KEYS, *(k for k in swept if k not in PAIR_KEYS and k != "augment_strength")]
+    keys = [k for k in wanted if k in frame.columns]
     found = []
     for _, members in frame.groupby(keys, dropna=False, sort=False) if keys else []:
         off, on = members[~members["augmented"]], members[members["augmented"]]
@@ -93,7 +95,7 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
         return Section("augmentation", TITLE, page.unavailable(
             f"Augmentation was {state} in every trial, so this sweep cannot show its effect."))
     summary = group_summary(frame, common)
-    matched = pairs(frame)
+    matched = pairs(frame, experiment.space.knobs if experiment.space is not None else ())
     frame[["trial_id", "status", "augmented", "epochs_run", "best_val_accuracy", "best_test_accuracy", "final_gap",
            "common_val_accuracy", "common_test_accuracy"]].to_csv(out / "augmentation.csv", index=False)
     pd.DataFrame(summary).to_csv(out / "augmentation_summary.csv", index=False)

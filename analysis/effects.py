@@ -1,4 +1,6 @@
-"""Section 3, hyperparameter effects: best validation accuracy against each swept hyperparameter.
+"""Section 3, hyperparameter effects: best validation accuracy against each knob the sweep varied
+(its axis from the knob's domain: analysis/knobs.py), every trial across all of them (parallel
+coordinates), and which knobs mattered (analysis/importance.py).
 
 A best trial on the edge of the searched range is flagged: the optimum may lie beyond it.
 """
@@ -12,22 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import page, plots
+from analysis import importance, page, parallel, plots
+from analysis.knobs import CATEGORY, LABELS, LOG, Knob, swept_knobs
 from analysis.page import Html, Section
-from analysis.results import Experiment, best_trial, swept_hyperparameters
+from analysis.results import Experiment, best_trial
 
-LABELS = {"l2_conv": "L2 on conv kernels", "l2_dense": "L2 on dense kernels", "dropout_conv": "dropout after conv blocks",
-          "dropout_dense": "dropout before the output", "augment_strength": "augmentation strength (0 = off)"}
 MAX_GROUP_LINES = 4
-
-
-def plotted_hyperparameters(trials: pd.DataFrame) -> list[tuple[str, str]]:
-    """(column, label) per swept hyperparameter; L2 conv and dense as one when always equal (grid sweeps)."""
-    swept = swept_hyperparameters(trials)
-    if {"l2_conv", "l2_dense"} <= set(swept) and trials["l2_conv"].equals(trials["l2_dense"]):
-        swept.remove("l2_dense")
-        return [(k, "L2 on conv and dense kernels" if k == "l2_conv" else LABELS[k]) for k in swept]
-    return [(k, LABELS.get(k, k)) for k in swept]
 
 
 def edge_position(values: pd.Series, best_value: float) -> str | None:
@@ -64,34 +56,44 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
         "Each point is one trial's best validation accuracy. Trials stopped early by the scheduler ran fewer "
         "epochs, so they sit lower partly for that reason; failed trials have no accuracy and are drawn at the "
         "bottom.", css="note")]
-    plotted = plotted_hyperparameters(trials)
-    if not plotted:
+    knobs = swept_knobs(experiment)
+    if not knobs:
         parts.append(page.unavailable("No hyperparameter took more than one value in this sweep."))
-    for name, label in plotted:
-        if best is not None:
-            parts.append(edge_warning(name, label, trials[name], best) or "")
-        png = plot_effect(trials, name, label, best, out)
-        parts.append(page.figure(png, f"best validation accuracy against {label}",
-                                 f"Best validation accuracy of every trial against {label}; the star marks the "
+    for knob in knobs:
+        if best is not None and knob.is_numeric:
+            parts.append(edge_warning(knob.name, knob.label, trials[knob.name], best) or "")
+        png = plot_effect(trials, knob, best, out, knobs)
+        parts.append(page.figure(png, f"best validation accuracy against {knob.label}",
+                                 f"Best validation accuracy of every trial against {knob.label}; the star marks the "
                                  "best trial.", context))
-    held = [k for k in LABELS if k in trials.columns and trials[k].nunique(dropna=True) == 1]
+    if len(knobs) >= 2:
+        png, drawn = parallel.plot(trials, knobs, out)
+        left_out = len(trials) - drawn
+        parts.append(page.figure(png, "parallel coordinates of every trial",
+                                 f"Every trial ({drawn} drawn{f'; {left_out} without an accuracy left out' if left_out else ''}) "
+                                 "as a line through its value of each swept knob and its best validation accuracy, "
+                                 "coloured by that accuracy.", context))
+    if knobs:
+        parts += [page.heading("Which knobs mattered"), importance.section_part(trials, knobs, experiment.space)]
+    swept = {k.name for k in knobs}
+    held = [k for k in LABELS if k in trials.columns and k not in swept and trials[k].nunique(dropna=True) == 1
+            and pd.api.types.is_numeric_dtype(trials[k])]
     if held:
         parts.append(page.paragraph("Held fixed: " + ", ".join(f"{k} = {trials[k].dropna().iloc[0]:g}" for k in held),
                                     css="note"))
     return Section("effects", "3. Hyperparameter effects", page.join(parts))
 
 
-def plot_effect(trials: pd.DataFrame, name: str, label: str, best: pd.Series | None, out: Path) -> Path:
+def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: Path, knobs: list[Knob]) -> Path:
     fig, axes = plots.new_figure(7.0, 4.0)
     ax = axes[0, 0]
-    values = trials[name].to_numpy(dtype=float)
-    log = plots.is_log_scale(name)
-    x, zero_at = plots.log_positions(values) if log else (values, None)
+    values = knob.positions(trials[knob.name])
+    x, zero_at = plots.log_positions(values) if knob.scale == LOG else (values, None)
     accuracy = 100 * trials["best_val_accuracy"].to_numpy(dtype=float)
     finite = accuracy[np.isfinite(accuracy)]
     floor = (finite.min() - max(2.0, 0.1 * np.ptp(finite))) if len(finite) else 0.0
 
-    _draw_groups(ax, trials, name, x, accuracy)
+    _draw_groups(ax, trials, knob, knobs, x, accuracy)
     for status, style in plots.STATUS_STYLE.items():
         mask = (trials["status"] == status).to_numpy()
         if status == "failed":
@@ -106,23 +108,30 @@ def plot_effect(trials: pd.DataFrame, name: str, label: str, best: pd.Series | N
         bx = x[trials.index.get_loc(best.name)]
         ax.scatter([bx], [100 * best["best_val_accuracy"]], marker="*", s=260, facecolors="none",
                    edgecolors="black", linewidths=1.2, zorder=4, label=f"best trial ({plots.plain(best['trial_id'])})")
-    if log:
-        plots.log_axis_with_zero(ax, values, zero_at, label)
+    if knob.scale == LOG:
+        plots.log_axis_with_zero(ax, values, zero_at, knob.label)
+    elif knob.scale == CATEGORY:
+        ax.set_xticks(range(len(knob.categories)), [plots.plain(t) for t in knob.tick_labels()])
+        ax.set_xlim(-0.5, len(knob.categories) - 0.5)
+        ax.set_xlabel(f"{knob.label} (the sweep's choices)")
     else:
-        ax.set_xlabel(label)
+        ax.set_xlabel(knob.label)
     ax.set_ylabel("best validation accuracy (%)")
-    ax.set_title(f"Validation accuracy against {label}")
+    ax.set_title(f"Validation accuracy against {knob.label}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return plots.save(fig, out, f"effect_{name}")
+    return plots.save(fig, out, f"effect_{knob.name}")
 
 
-def _draw_groups(ax: Any, trials: pd.DataFrame, name: str, x: np.ndarray, accuracy: np.ndarray) -> None:
+def _draw_groups(ax: Any, trials: pd.DataFrame, knob: Knob, knobs: list[Knob], x: np.ndarray,
+                 accuracy: np.ndarray) -> None:
     """In a grid with one other swept hyperparameter, join the trials that share its value."""
-    others = [k for k, _ in plotted_hyperparameters(trials) if k != name]
+    others = [k.name for k in knobs if k.name != knob.name]
     if len(others) != 1 or trials[others[0]].nunique() > MAX_GROUP_LINES:
         return
     other = others[0]
+    if trials[other].value_counts().min() < 2:
+        return  # sampled values, each its own: no groups to join
     for value in sorted(trials[other].dropna().unique()):
         mask = (trials[other] == value).to_numpy() & np.isfinite(accuracy)
         order = np.argsort(x[mask])

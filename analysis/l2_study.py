@@ -108,6 +108,10 @@ def conclusion(group: L2Group, column: str, total_norms: list[float] | None, see
 def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, context: str) -> Section:
     column = L2
     groups = l2_groups(trials)
+    if column in trials.columns and trials[column].nunique(dropna=True) == 1:
+        return Section("l2-study", TITLE, page.unavailable(
+            f"This sweep did not vary L2: every trial had {column} = {trials[column].dropna().iloc[0]:g}. Add "
+            f"{column} to the sweep file's space (with an L2 = 0 baseline) for the original study's comparison."))
     if not groups:
         return Section("l2-study", TITLE, page.unavailable(
             "No augmentation setting has trials at two or more L2 strengths with a validation accuracy, "

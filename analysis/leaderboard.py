@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cnn.search_space import SearchSpace
 from cnn.sweep_results import SWEPT_KEYS
 
 from analysis import page
@@ -17,14 +18,15 @@ from analysis.results import Experiment, swept_hyperparameters
 ACCURACIES = ("best_val_accuracy", "best_test_accuracy", "best_train_accuracy")
 
 
-def hyperparameter_columns(trials: pd.DataFrame) -> list[str]:
-    """The knobs the sweep varied; every swept knob the table has when none varied (a one-trial sweep)."""
-    return swept_hyperparameters(trials) or [k for k in SWEPT_KEYS if k in trials.columns]
+def hyperparameter_columns(trials: pd.DataFrame, space: SearchSpace | None = None) -> list[str]:
+    """The knobs the sweep varied; every knob of its space the table has when none varied (a one-trial sweep)."""
+    candidates = space.knobs if space is not None else SWEPT_KEYS
+    return swept_hyperparameters(trials, space) or [k for k in candidates if k in trials.columns]
 
 
 def section(experiment: Experiment, out: Path) -> Section:
     trials = experiment.trials
-    hyper = hyperparameter_columns(trials)
+    hyper = hyperparameter_columns(trials, experiment.space)
     columns = ["trial_id", "status", *ACCURACIES, *hyper, "epochs_run", "max_epochs", "best_epoch",
                "final_val_accuracy", "wall_seconds", "stop_reason", "best_checkpoint"]
     frame = trials[[c for c in columns if c in trials.columns]].copy()

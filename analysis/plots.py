@@ -72,8 +72,7 @@ def log_axis_with_zero(ax: Axes, values: np.ndarray, zero_at: float | None, labe
         return
     ax.set_xscale("log")
     tried = sorted(set(positive))
-    ticks = tried if len(tried) <= 6 else list(10.0 ** np.arange(np.floor(np.log10(tried[0])),
-                                                                    np.ceil(np.log10(tried[-1])) + 1))
+    ticks = tried if len(tried) <= 6 and _spread_out(tried) else _round_ticks(tried[0], tried[-1])
     labels = [f"{t:g}" for t in ticks]
     if (values == 0).any():
         ticks, labels = [zero_at, *ticks], ["0", *labels]
@@ -87,6 +86,20 @@ def log_axis_with_zero(ax: Axes, values: np.ndarray, zero_at: float | None, labe
     ax.set_xlim(low / 2.5, positive.max() * 2.5)
     ax.set_xlabel(f"{label} (log scale; 0 shown left of the break)" if (values == 0).any()
                   else f"{label} (log scale)")
+
+
+def _spread_out(values: list[float]) -> bool:
+    """Whether neighbouring values lie at least a third of a decade apart (their labels then fit)."""
+    return all(np.log10(b / a) >= 1 / 3 for a, b in zip(values, values[1:]))
+
+
+def _round_ticks(low: float, high: float) -> list[float]:
+    """Ticks at 1, 2 and 5 times the powers of ten between low and high (decades alone when the
+    range spans more than two), so that sampled values get readable labels."""
+    steps = (1.0,) if np.log10(high / low) > 2 else (1.0, 2.0, 5.0)
+    decades = 10.0 ** np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+    ticks = [d * s for d in decades for s in steps if low / 1.5 <= d * s <= high * 1.5]
+    return ticks or [low, high]
 
 
 def show_image(ax: Axes, image: np.ndarray) -> None:

@@ -19,6 +19,9 @@ import pandas as pd
 from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
                                SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
 
+from cnn.config import TrainConfig, is_number
+from cnn.search_space import SearchSpace
+
 from analysis import storage
 
 STATUSES = (STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED)
@@ -47,6 +50,12 @@ class Experiment:
         """The base training config every trial started from (sweep.json settings.base)."""
         return dict((self.sweep.get("settings") or {}).get("base") or {})
 
+    @property
+    def space(self) -> SearchSpace | None:
+        """The search space the sweep ran (sweep.json settings.space); None for a sweep stored before
+        spaces were data, or one whose space cannot be read back."""
+        return stored_space(self.sweep)
+
 
 def load_experiment(location: str) -> Experiment:
     """A sweep's results. A sweep that did not finish (no tables yet) has them rebuilt from what it
@@ -61,8 +70,28 @@ def load_experiment(location: str) -> Experiment:
         trials_text, epochs_text = rebuild_tables(location, sweep)
     else:
         trials_text, epochs_text = read_text(f"{location}/{TRIALS_CSV}"), read_text(f"{location}/{EPOCHS_CSV}")
-    return Experiment(location, parse_trials(trials_text), parse_epochs(epochs_text), sweep,
-                      rebuilt, trials_text, epochs_text)
+    trials = numeric_knobs(parse_trials(trials_text), stored_space(sweep))
+    return Experiment(location, trials, parse_epochs(epochs_text), sweep, rebuilt, trials_text, epochs_text)
+
+
+def stored_space(sweep: dict[str, Any]) -> SearchSpace | None:
+    stored = (sweep.get("settings") or {}).get("space")
+    if not isinstance(stored, dict) or "space" not in stored:
+        return None
+    try:
+        base = TrainConfig.from_dict((sweep.get("settings") or {}).get("base") or {})
+        return SearchSpace.from_dict(stored["space"], stored.get("baselines"), base)
+    except (TypeError, ValueError):
+        return None
+
+
+def numeric_knobs(trials: pd.DataFrame, space: SearchSpace | None) -> pd.DataFrame:
+    """Swept knobs beyond the study's five (learning rate, dense width …) as numbers when their
+    domain is numeric: a hand-edited cell becomes NaN, as in every other numeric column."""
+    for knob, domain in (space.domains.items() if space else ()):
+        if knob in trials.columns and knob not in SWEPT_KEYS and all(is_number(v) for v in domain.values):
+            trials[knob] = pd.to_numeric(trials[knob], errors="coerce")
+    return trials
 
 
 def rebuild_tables(location: str, sweep: dict[str, Any]) -> tuple[str, str]:
@@ -131,9 +160,11 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def swept_hyperparameters(trials: pd.DataFrame) -> list[str]:
-    """The sampled hyperparameters that took more than one value in this sweep."""
-    return [k for k in SWEPT_KEYS if k in trials.columns and trials[k].nunique(dropna=True) > 1]
+def swept_hyperparameters(trials: pd.DataFrame, space: SearchSpace | None = None) -> list[str]:
+    """The knobs of the search space (the study's five for a sweep stored before spaces were data)
+    that took more than one value in this sweep."""
+    candidates = space.knobs if space is not None else SWEPT_KEYS
+    return [k for k in candidates if k in trials.columns and trials[k].nunique(dropna=True) > 1]
 
 
 def augment_strength(trials: pd.DataFrame) -> pd.Series:

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     if problem:
         _storage_failed(experiment, root, name, problem)
     record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
-    _print_leaderboard(record["trials_csv"])
+    _print_leaderboard(record["trials_csv"], settings.space.knobs)
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
           f"tensorboard --logdir {experiment}", flush=True)
     report = _build_report(experiment, args.data_dir)
@@ -268,7 +268,7 @@ def _exists(uri: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def _print_leaderboard(trials_csv: str) -> None:
+def _print_leaderboard(trials_csv: str, knobs: tuple[str, ...]) -> None:
     import io
 
     import pandas as pd
@@ -276,8 +276,7 @@ def _print_leaderboard(trials_csv: str) -> None:
     from cnn.sweep_results import read_text
 
     frame = pd.read_csv(io.StringIO(read_text(trials_csv)))
-    columns = [c for c in ("trial_id", "status", "l2_conv", "l2_dense", "dropout_conv", "dropout_dense",
-                           "augment_strength", "epochs_run", "best_val_accuracy", "best_test_accuracy")
+    columns = [c for c in ("trial_id", "status", *knobs, "epochs_run", "best_val_accuracy", "best_test_accuracy")
                if c in frame.columns]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print("== leaderboard (ranked by validation accuracy; test accuracy reported, never used to choose)")

@@ -144,6 +144,28 @@ def wait_for_exit(driver: subprocess.Popen, timeout: float, log: Path, context: 
                              f"--- sweep log (tail) ---\n{log.read_text()[-6000:]}") from None
 
 
+def hparams_sessions(experiment: Path) -> dict[str, tuple[dict, dict]]:
+    """trial id -> (its hyperparameters, the last value of each metric the HParams view names), read
+    from the experiment's event files with TensorBoard's own reader, as `tensorboard --logdir` does."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    sessions = {}
+    for folder in sorted(experiment.glob("run_trial_*")):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        plugin = {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+                  for tag, content in events.PluginTagToContent("hparams").items()}
+        started = [p.session_start_info for p in plugin.values() if p.HasField("session_start_info")]
+        described = [p.experiment for p in plugin.values() if p.HasField("experiment")]
+        assert started and described, f"{folder.name}: no HParams session in its event files"
+        hparams = {name: getattr(value, value.WhichOneof("kind")) for name, value in started[0].hparams.items()}
+        names = [info.name.tag for info in described[0].metric_infos]
+        metrics = {name: events.Scalars(name)[-1].value for name in names if name in events.Tags()["scalars"]}
+        sessions[folder.name.split("_")[2]] = (hparams, metrics)
+    return sessions
+
+
 @contextmanager
 def read_only(folder: Path) -> Iterator[None]:
     """Make `folder` refuse writes, for real: a read-only bind mount as root (root ignores file

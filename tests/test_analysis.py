@@ -47,7 +47,10 @@ def test_report_has_every_section_with_the_right_counts(report, experiment):
     assert report == experiment / "analysis" / "summary.html"
     for key in SECTIONS:
         assert f'<section id="{key}">' in html, key
-    assert "could not be built" not in html and 'class="unavailable"' not in html
+    assert "could not be built" not in html
+    # The one part a 3-trial sweep cannot have: parameter importance, which says why.
+    assert html.count('class="unavailable"') == 1
+    assert "No parameter importance: it needs at least 10 trials" in html and "this sweep has 3" in html
     assert "3 trials: 2 finished, 1 stopped early, 0 failed" in html
     assert "single seed (0)" in html and "Single seed:" in html
     assert "python -m pytest tests/test_analysis.py" in html  # the command that reproduces it
@@ -119,7 +122,8 @@ def test_messy_results_render_and_their_text_is_escaped(experiment, data_dir, ch
     rows = _table_rows(html, "leaderboard")
     assert len(rows) == 5 and rows[-1].startswith('<tr class="failed">') and page.esc(SCRIPT_ID) in rows[-2]
     assert "could not be built" not in html
-    assert html.count('class="unavailable"') == 1  # only the missing weights: the best model still loads
+    # Only the missing weights (the best model still loads) and the importance a 5-trial sweep cannot have.
+    assert html.count('class="unavailable"') == 2 and "No parameter importance" in html
     # The trial without a checkpoint is still in the L2 study, with its weights said to be missing.
     assert "trials.csv records no checkpoint for this trial" in html
     assert "weights could not be read, so only the gap is shown" in html

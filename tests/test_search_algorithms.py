@@ -4,16 +4,8 @@ cluster: baselines first, seeded proposals inside the space, and a save/restore 
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
-from ray.tune.experiment import Experiment
-from ray.tune.search import SearchGenerator
-
 from cnn.sweep_file import PRESETS, load_sweep_text
-from cnn.sweep_settings import SweepSettings
-from cnn_ray.search_space import param_space
-from cnn_ray.tuner import METRIC, MODE, search_algorithm
+from search_driver import drive, generator
 
 TPE_SWEEP = """
 train: {dataset: mnist, limit: 1200, epochs: 3}
@@ -29,63 +21,30 @@ baselines:
 """
 
 
-def _score(config: dict) -> float:
-    """A made-up validation accuracy, best at dropout 0.4 and L2 1e-3, so TPE has something to model."""
-    return 1.0 - (config["dropout_conv"] - 0.4) ** 2 - 0.01 * (math.log10(max(config["l2_conv"], 1e-9)) + 3) ** 2
-
-
-def _generator(settings: SweepSettings) -> SearchGenerator:
-    generator = SearchGenerator(search_algorithm(settings, max_concurrent=2))
-    generator.set_search_properties(METRIC, MODE, param_space(settings))
-    generator.add_configurations(Experiment("tpe", lambda config: None, config=param_space(settings),
-                                            num_samples=settings.num_trials()))
-    return generator
-
-
-def _run(generator: SearchGenerator, trials: int, state_dir: Path | None = None) -> list[dict]:
-    """Suggest, run two at a time and complete `trials` trials, as Tune's controller does; then, if
-    `state_dir`, save the search state as Tune does at a checkpoint of the experiment."""
-    configs: list[dict] = []
-    while len(configs) < trials and not generator.is_finished():
-        running = []
-        for _ in range(2):
-            trial = generator.next_trial()
-            if trial is not None:
-                running.append(trial)
-        assert running, "the searcher proposed nothing although no trial is running"
-        for trial in running:
-            generator.on_trial_result(trial.trial_id, {METRIC: _score(trial.config) - 0.05, "training_iteration": 1})
-            generator.on_trial_complete(trial.trial_id, {METRIC: _score(trial.config), "training_iteration": 2})
-            configs.append(trial.config)
-    if state_dir is not None:
-        generator.save_to_dir(str(state_dir), session_str="test")
-    return configs
-
-
 def test_tpe_runs_the_baselines_first_then_seeded_proposals_inside_the_space():
     settings = load_sweep_text(TPE_SWEEP, "tpe.yaml")
     assert settings.num_trials() == 14
-    configs = _run(_generator(settings), 14)
+    configs = drive(generator(settings), 14)
     assert len(configs) == 14, "the planned number of trials, the baselines among them"
     assert configs[0] == {"l2_conv": 0.0, "dropout_conv": settings.base.dropout_conv, "dense_units": settings.base.dense_units}
     assert configs[1]["l2_conv"] == 1e-4 and configs[1]["dropout_conv"] == 0.25
     for config in configs[2:]:
         assert settings.space.contains(config), f"TPE proposed a point outside the space: {config}"
     assert len({tuple(sorted(c.items())) for c in configs}) == 14, "no configuration twice"
-    again = _run(_generator(settings), 14)
+    again = drive(generator(settings), 14)
     assert again == configs, "the same seed and results give the same proposals"
-    other = _run(_generator(settings.replace(search_seed=4)), 14)
+    other = drive(generator(settings.replace(search_seed=4)), 14)
     assert other[2:] != configs[2:], "another seed proposes other points"
 
 
 def test_a_restored_tpe_search_continues_where_the_interrupted_one_would_have(tmp_path):
     settings = load_sweep_text(TPE_SWEEP, "tpe.yaml")
-    uninterrupted = _run(_generator(settings), 14)
+    uninterrupted = drive(generator(settings), 14)
 
-    before = _run(_generator(settings), 6, state_dir=tmp_path)  # both baselines and 4 proposals, then killed
-    resumed = _generator(settings)
+    before = drive(generator(settings), 6, state_dir=tmp_path)  # both baselines and 4 proposals, then killed
+    resumed = generator(settings)
     resumed.restore_from_dir(str(tmp_path))
-    after = _run(resumed, 14)
+    after = drive(resumed, 14)
     assert before + after == uninterrupted, "a resumed search proposes what an uninterrupted one would"
     assert len(before + after) == 14
 
@@ -94,8 +53,8 @@ def test_a_fresh_searcher_without_the_saved_state_would_repeat_the_first_proposa
     """What the restore test above would catch: a TPE sampler started afresh on --resume reruns the
     baselines and proposes the same first points again."""
     settings = load_sweep_text(TPE_SWEEP, "tpe.yaml")
-    first = _run(_generator(settings), 6)
-    assert _run(_generator(settings), 6) == first
+    first = drive(generator(settings), 6)
+    assert drive(generator(settings), 6) == first
 
 
 def test_switching_between_random_and_tpe_keeps_the_file_s_space():

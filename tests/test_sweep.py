@@ -14,7 +14,10 @@ import pytest
 from cnn.model_io import load_model
 from cnn_ray.trial_clock import read_trial_times
 from ray_cluster import head_node as start_head, token_env
-from sweep_checks import REPO, check_tables, finished_and_next_started, job_env, run_sweep, wait_until
+from cnn.sweep_file import load_sweep_file
+from search_driver import drive, generator
+from sweep_checks import (REPO, check_tables, finished_and_next_started, hparams_sessions, job_env, run_sweep,
+                          wait_until)
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +35,13 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert diverged.status == "failed" and diverged.stop_reason.startswith("diverged") and diverged.epochs_run == 1
     assert healthy.status == "finished" and healthy.epochs_run == 2 and len(epochs) == 3
     load_model(healthy.best_checkpoint)
-    assert list((tmp_path / "smoke").glob("run_trial_*/events.out.tfevents.*")), "TensorBoard logs are kept"
+    # TensorBoard's HParams view: every trial with its swept values and its best validation accuracy.
+    sessions = hparams_sessions(tmp_path / "smoke")
+    assert set(sessions) == set(trials["trial_id"])
+    hparams, metrics = sessions[healthy.trial_id]
+    assert hparams["l2_conv"] == 0 and hparams["augment_strength"] == 1
+    assert metrics["ray/tune/best_val_accuracy"] == pytest.approx(healthy.best_val_accuracy, abs=1e-6)
+    assert sessions[diverged.trial_id][0]["l2_conv"] == pytest.approx(1e38)
     report = tmp_path / "smoke" / "analysis" / "summary.html"
     assert f"report: {report}" in done.stdout and report.stat().st_size > 10_000
     html = report.read_text()
@@ -76,11 +85,27 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
         ray.shutdown()
 
 
+# A TPE sweep with the L2 = 0 baseline outside its log domain: the searcher's saved state (Optuna's
+# study and sampler, the baselines wrapper, the concurrency limiter) is what --resume must restore.
+RESUMABLE_TPE = """\
+train: {dataset: mnist, limit: 1200, test_limit: 500, epochs: 2, batch_size: 64, bn_momentum: 0.9,
+        horizontal_flip: false}
+search: {algorithm: tpe, num_samples: 3, seed: 0, max_concurrent_trials: 1}
+space:
+  l2_conv: {loguniform: [1.0e-6, 1.0e-2]}
+  l2_dense: {same_as: l2_conv}
+baselines:
+  - {l2_conv: 0.0}
+scheduler: {name: fifo}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
 def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_path):
     experiment = tmp_path / "resumable"
-    args = ["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "resumable",
-            "--grid-l2", "0", "1e-4", "1e-3", "--workers-per-trial", "1", "--cpus-per-worker", "1",
-            "--max-concurrent-trials", "1", "--scheduler", "fifo"]
+    sweep_file = tmp_path / "resumable_tpe.yaml"
+    sweep_file.write_text(RESUMABLE_TPE)
+    args = ["--config", str(sweep_file), "--storage-path", str(tmp_path), "--name", "resumable"]
     driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -96,9 +121,14 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     resumed_at = time.time()
     resumed = run_sweep([*args, "--resume"], data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials, _ = check_tables(experiment, expected_trials=3)
+    trials, _ = check_tables(experiment, expected_trials=3)  # the number of trials planned, no more
     assert set(trials["status"]) == {"finished"} and (trials["epochs_run"] == 2).all()
-    assert sorted(trials["l2_conv"]) == [0.0, 1e-4, 1e-3], "the grid a clean run would have: each point once"
+    # TPE's first proposals are its seeded random start-up draws, whatever the results: a clean run
+    # proposes these. A searcher restarted without its saved state would propose the first of them
+    # again, and rerun the baseline.
+    planned = [config["l2_conv"] for config in drive(generator(load_sweep_file(sweep_file), 1), 3, at_once=1)]
+    assert planned[0] == 0.0
+    assert sorted(trials["l2_conv"]) == pytest.approx(sorted(planned), rel=1e-12), "the trials a clean run has"
     for trial, checkpoints in before.items():
         after = sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
         assert after == checkpoints, f"finished trial {trial} was trained again"

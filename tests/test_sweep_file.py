@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn.sweep_file import PRESETS, SweepFileError, dump_sweep, load_sweep_file, preset_names
+from cnn.sweep_file import PRESETS, PRESETS_DIR, SweepFileError, dump_sweep, load_sweep_file, preset_names
 
 # The README's example: the learning rate and the dense width, Optuna's TPE and ASHA.
 MY_SWEEP = """\
@@ -145,3 +145,17 @@ def test_resume_without_a_file_continues_the_sweep_as_it_was_stored(tmp_path):
     (tmp_path / "results" / "mine" / "sweep.yaml").write_text(dump_sweep(stored))
     resumed = settings_for(["--storage-path", str(tmp_path / "results"), "--name", "mine", "--resume"])
     assert resumed == stored
+
+
+@pytest.mark.parametrize("name", ["smoke", "local", "full"])
+def test_the_readme_shows_each_preset_file_as_it_is(name):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme.split(f"<code>cnn/sweeps/{name}.yaml</code>")[1].split("```yaml\n")[1].split("```")[0]
+    lines = [line for line in (PRESETS_DIR / f"{name}.yaml").read_text().splitlines() if not line.startswith("#")]
+    assert shown.strip("\n") == "\n".join(lines).strip("\n"), f"README's {name} preset differs from the file"
+
+
+def test_the_readme_s_example_is_the_file_these_tests_read():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("with Optuna's TPE and ASHA:\n\n```yaml\n")[1].split("```")[0]
+    assert [line.split("  #")[0].rstrip() for line in example.splitlines()] == MY_SWEEP.splitlines()

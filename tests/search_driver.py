@@ -1,0 +1,45 @@
+"""Drive a sweep's search algorithm as Tune's trial loop does, without a cluster or training: what
+a search proposes, for tests that check the real sweep's trials against it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ray.tune.experiment import Experiment
+from ray.tune.search import SearchGenerator
+
+from cnn.sweep_settings import SweepSettings
+from cnn_ray.search_space import param_space
+from cnn_ray.tuner import METRIC, MODE, search_algorithm
+
+
+def score(config: dict) -> float:
+    """A made-up validation accuracy, best at dropout 0.4 and L2 1e-3, so TPE has something to model."""
+    dropout = config.get("dropout_conv", 0.4)
+    return 1.0 - (dropout - 0.4) ** 2 - 0.01 * (math.log10(max(config.get("l2_conv", 1e-3), 1e-9)) + 3) ** 2
+
+
+def generator(settings: SweepSettings, max_concurrent: int = 2) -> SearchGenerator:
+    """The sweep's search algorithm in Tune's SearchGenerator, set up as Tuner.fit sets it up."""
+    found = SearchGenerator(search_algorithm(settings, max_concurrent=max_concurrent))
+    found.set_search_properties(METRIC, MODE, param_space(settings))
+    found.add_configurations(Experiment("search", lambda config: None, config=param_space(settings),
+                                        num_samples=settings.num_trials()))
+    return found
+
+
+def drive(search: SearchGenerator, trials: int, state_dir: Path | None = None, at_once: int = 2) -> list[dict]:
+    """Suggest, run `at_once` at a time and complete `trials` trials, as Tune's controller does, with
+    made-up results; then, if `state_dir`, save the search state as Tune does at an experiment checkpoint."""
+    configs: list[dict] = []
+    while len(configs) < trials and not search.is_finished():
+        running = [trial for trial in (search.next_trial() for _ in range(at_once)) if trial is not None]
+        assert running, "the searcher proposed nothing although no trial is running"
+        for trial in running:
+            search.on_trial_result(trial.trial_id, {METRIC: score(trial.config) - 0.05, "training_iteration": 1})
+            search.on_trial_complete(trial.trial_id, {METRIC: score(trial.config), "training_iteration": 2})
+            configs.append(trial.config)
+    if state_dir is not None:
+        search.save_to_dir(str(state_dir), session_str="test")
+    return configs
