@@ -35,6 +35,9 @@ def section_part(trials: pd.DataFrame, knobs: list[Knob], space: SearchSpace | N
     if len(usable) < MIN_TRIALS:
         return page.unavailable(f"No parameter importance: it needs at least {MIN_TRIALS} trials with a validation "
                                 f"accuracy inside the searched space, and this sweep has {len(usable)}.")
+    if usable[OBJECTIVE].nunique() == 1:
+        return page.unavailable(f"No parameter importance: all {len(usable)} trials reached the same validation "
+                                "accuracy, so no knob can have made a difference here.")
     importances = importance(usable, knobs, space)
     rows = [[knob.label, f"{importances[knob.name]:.2f}", _direction(usable, knob)]
             for knob in sorted(knobs, key=lambda k: -importances[k.name])]

@@ -84,7 +84,7 @@ def _knob(name: str, label: str, domain: Domain | None, tried: pd.Series) -> Kno
         return Knob(name, label, LINEAR)
     if domain.is_log:
         return Knob(name, label, LOG)
-    values = [v for v in tried.dropna().unique()]
+    values = tried.dropna().unique().tolist()  # Python values: is_number refuses numpy's int64
     if domain.kind == "choice" or not all(is_number(v) for v in [*domain.values, *values]):
         listed = list(domain.values) if domain.is_categorical else []
         extra = [v for v in values if _key(v) not in {_key(c) for c in listed}]

@@ -79,7 +79,9 @@ class Domain:
         if not is_number(value):
             return False
         low, high, *q = self.values
-        inside = low <= value < high if self.kind == "randint" else low <= value <= high
+        if self.kind == "randint":
+            return low <= value < high and float(value).is_integer()
+        inside = low <= value <= high
         return inside and (not q or math.isclose(value / q[0], round(value / q[0]), rel_tol=0, abs_tol=1e-9))
 
 

@@ -67,6 +67,8 @@ class SweepSettings:
                self.num_samples, f">= the {len(self.space.baselines)} baseline points, which count among the trials")
         if self.search == "tpe":
             self._check_tpe_space()
+            _check(self.base.validation_fraction > 0, "search", self.search,
+                   "random or grid when validation_fraction is 0 (TPE learns from validation accuracy)")
         if self.search == "grid":
             sampled = [k for k, d in self.space.domains.items() if not d.is_grid]
             if sampled:

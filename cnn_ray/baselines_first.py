@@ -14,6 +14,7 @@ checkpoint, so `--resume` neither reruns a baseline nor forgets one that is runn
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -59,7 +60,7 @@ class BaselinesFirst(Searcher):
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
             return
         value = (result or {}).get(self.metric)
-        if self.inside[index] and value is not None and not error:
+        if self.inside[index] and isinstance(value, (int, float)) and math.isfinite(value) and not error:
             self.searcher.add_evaluated_point(self.baselines[index], value)
 
     def get_state(self) -> dict[str, Any]:

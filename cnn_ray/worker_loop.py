@@ -123,7 +123,8 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: Che
         (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))
         # The best validation accuracy so far rides along, so that the last report of a trial carries
         # it (TensorBoard's HParams view shows a trial's last metrics; the leaderboard ranks by best).
-        reported = {**metrics, "best_val_accuracy": state.best_val_accuracy}
+        # First, so that it is the first metric column there.
+        reported = {"best_val_accuracy": state.best_val_accuracy, **metrics}
         ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -162,7 +162,8 @@ def hparams_sessions(experiment: Path) -> dict[str, tuple[dict, dict]]:
         hparams = {name: getattr(value, value.WhichOneof("kind")) for name, value in started[0].hparams.items()}
         names = [info.name.tag for info in described[0].metric_infos]
         metrics = {name: events.Scalars(name)[-1].value for name in names if name in events.Tags()["scalars"]}
-        sessions[folder.name.split("_")[2]] = (hparams, metrics)
+        trial_id = json.loads((folder / "result.json").read_text().splitlines()[0])["trial_id"]
+        sessions[trial_id] = (hparams, metrics)
     return sessions
 
 

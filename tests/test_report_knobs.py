@@ -12,7 +12,7 @@ import pytest
 
 from analysis import effects, importance
 from analysis.knobs import CATEGORY, LINEAR, LOG, swept_knobs
-from analysis.results import Experiment
+from analysis.results import Experiment, numeric_knobs, stored_space
 from cnn.sweep_file import load_sweep_text
 
 MY_SWEEP = """\
@@ -24,7 +24,7 @@ space:
   dropout_conv: {uniform: [0.0, 0.5]}
   l2_conv: {loguniform: [1.0e-6, 1.0e-2]}
   l2_dense: {same_as: l2_conv}
-  batch_size: 64
+  batch_size: {randint: [32, 129]}
 baselines:
   - {l2_conv: 0.0}
 """
@@ -44,16 +44,20 @@ def made_up_sweep(trials: int = 24, seed: int = 0) -> Experiment:
     frame = pd.DataFrame({
         "trial_id": [f"t{i:02d}" for i in range(trials)], "status": ["finished"] * (trials - 1) + ["failed"],
         "learning_rate": rate, "dense_units": rng.choice([128, 256, 512], trials).astype(float),
+        "batch_size": rng.integers(32, 129, trials),  # int64, as pandas reads a whole-number column
         "dropout_conv": dropout, "l2_conv": l2, "l2_dense": l2, "dropout_dense": 0.5, "augment_strength": 1.0,
         "best_val_accuracy": accuracy, "epochs_run": 4})
     frame = frame.sort_values("best_val_accuracy", ascending=False, na_position="last").reset_index(drop=True)
-    return Experiment("made-up", frame, pd.DataFrame(), {"settings": settings.to_dict()})
+    sweep = {"settings": settings.to_dict()}
+    return Experiment("made-up", numeric_knobs(frame, stored_space(sweep)), pd.DataFrame(), sweep)
 
 
 def test_each_swept_knob_gets_the_axis_its_domain_calls_for():
     knobs = {knob.name: knob for knob in swept_knobs(made_up_sweep())}
-    assert set(knobs) == {"learning_rate", "dense_units", "dropout_conv", "l2_conv"}, "tied l2_dense under l2_conv"
+    assert set(knobs) == {"learning_rate", "dense_units", "dropout_conv", "l2_conv", "batch_size"}, \
+        "tied l2_dense under l2_conv"
     assert (knobs["learning_rate"].scale, knobs["l2_conv"].scale, knobs["dropout_conv"].scale) == (LOG, LOG, LINEAR)
+    assert knobs["batch_size"].scale == LINEAR, "a randint knob read back as int64 is a number, not a category"
     assert knobs["dense_units"].scale == CATEGORY and knobs["dense_units"].categories == (128, 256, 512)
     assert knobs["l2_conv"].label == "L2 on conv and dense kernels"
     assert knobs["dense_units"].positions(pd.Series([512.0, 128.0])).tolist() == [2.0, 0.0]
@@ -62,14 +66,14 @@ def test_each_swept_knob_gets_the_axis_its_domain_calls_for():
 def test_the_effects_section_draws_every_knob_the_trials_across_them_and_which_mattered(tmp_path):
     experiment = made_up_sweep()
     html = effects.section(experiment, tmp_path, "made up · 24 trials").body
-    for name in ("learning_rate", "dense_units", "dropout_conv", "l2_conv"):
+    for name in ("learning_rate", "dense_units", "dropout_conv", "l2_conv", "batch_size"):
         assert (tmp_path / f"effect_{name}.png").stat().st_size > 5_000, name
     assert (tmp_path / "parallel_coordinates.png").stat().st_size > 5_000
     assert "Every trial (23 drawn; 1 without an accuracy left out)" in html
     # 24 trials, one failed (no accuracy), one the L2 = 0 baseline outside the log domain.
     assert "Rests on 22 trials" in html and "1 trial(s) left out because a value lies outside" in html
     rows = html.split('<table id="importance"')[1].split("</table>")[0].split("<tr")[2:]
-    assert len(rows) == 4 and "learning rate" in rows[0], "the knob that decides the made-up accuracy ranks first"
+    assert len(rows) == 5 and "learning rate" in rows[0], "the knob that decides the made-up accuracy ranks first"
     dense = next(row for row in rows if "dense layer width" in row)
     assert re.search(r"<td>[+-]\d\.\d\d</td></tr>", dense), "numeric choices get a rank correlation too"
 
@@ -78,6 +82,14 @@ def test_importance_needs_enough_trials_and_says_so(tmp_path):
     experiment = made_up_sweep(trials=8)
     html = effects.section(experiment, tmp_path, "made up · 8 trials").body
     assert "No parameter importance: it needs at least 10 trials" in html and "this sweep has 6" in html
+
+
+def test_importance_says_so_when_every_trial_scored_the_same(tmp_path):
+    experiment = made_up_sweep()
+    experiment.trials["best_val_accuracy"] = experiment.trials["best_val_accuracy"].where(
+        experiment.trials["best_val_accuracy"].isna(), 0.9)
+    html = effects.section(experiment, tmp_path, "made up").body
+    assert "all 22 trials reached the same validation accuracy" in html
 
 
 def test_importance_finds_the_knob_that_decides_the_accuracy():

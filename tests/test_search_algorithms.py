@@ -5,7 +5,8 @@ cluster: baselines first, seeded proposals inside the space, and a save/restore 
 from __future__ import annotations
 
 from cnn.sweep_file import PRESETS, load_sweep_text
-from search_driver import drive, generator
+from cnn_ray.tuner import METRIC
+from search_driver import drive, generator, score
 
 TPE_SWEEP = """
 train: {dataset: mnist, limit: 1200, epochs: 3}
@@ -41,20 +42,22 @@ def test_a_restored_tpe_search_continues_where_the_interrupted_one_would_have(tm
     settings = load_sweep_text(TPE_SWEEP, "tpe.yaml")
     uninterrupted = drive(generator(settings), 14)
 
-    before = drive(generator(settings), 6, state_dir=tmp_path)  # both baselines and 4 proposals, then killed
+    # Killed with two trials running (the state saved while they run, as Tune saves it): both
+    # baselines done and 2 proposals, then 2 more proposals running.
+    interrupted = generator(settings)
+    before = drive(interrupted, 4)
+    running = [interrupted.next_trial(), interrupted.next_trial()]
+    interrupted.save_to_dir(str(tmp_path), session_str="test")
+    assert drive(generator(settings), 6) == uninterrupted[:6], "a fresh searcher would repeat these"
+
     resumed = generator(settings)
     resumed.restore_from_dir(str(tmp_path))
+    for trial in running:  # the resumed sweep finishes the trials that were running
+        resumed.on_trial_complete(trial.trial_id, {METRIC: score(trial.config), "training_iteration": 2})
     after = drive(resumed, 14)
-    assert before + after == uninterrupted, "a resumed search proposes what an uninterrupted one would"
-    assert len(before + after) == 14
-
-
-def test_a_fresh_searcher_without_the_saved_state_would_repeat_the_first_proposals(tmp_path):
-    """What the restore test above would catch: a TPE sampler started afresh on --resume reruns the
-    baselines and proposes the same first points again."""
-    settings = load_sweep_text(TPE_SWEEP, "tpe.yaml")
-    first = drive(generator(settings), 6)
-    assert drive(generator(settings), 6) == first
+    assert before + [t.config for t in running] + after == uninterrupted, \
+        "a resumed search proposes what an uninterrupted one would"
+    assert resumed.is_finished() and len(before) + len(running) + len(after) == 14
 
 
 def test_switching_between_random_and_tpe_keeps_the_file_s_space():

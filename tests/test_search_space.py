@@ -112,7 +112,8 @@ def test_a_domain_knows_which_values_a_sample_of_it_could_take():
                                    "batch_size": {"randint": [32, 64]}, "dropout_conv": {"quniform": [0.0, 0.5, 0.1]}})
     inside = {"l2_conv": 1e-3, "dense_units": 256, "batch_size": 63, "dropout_conv": 0.3}
     assert space.contains(inside)
-    for knob, outside in (("l2_conv", 0.0), ("dense_units", 512), ("batch_size", 64), ("dropout_conv", 0.25),
+    for knob, outside in (("l2_conv", 0.0), ("dense_units", 512), ("batch_size", 64), ("batch_size", 40.5),
+                          ("dropout_conv", 0.25),
                           ("dense_units", "256")):
         assert not space.contains({**inside, knob: outside}), (knob, outside)
     assert not space.contains({"l2_conv": 1e-3}), "a sample names every sampled knob"

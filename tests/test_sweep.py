@@ -109,8 +109,10 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args], cwd=REPO, env=job_env(data_dir),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        finished = wait_until(lambda: finished_and_next_started(experiment), driver, 300,
-                              "a finished trial and the next one started")
+        # Killed once Tune's saved state holds the second trial: the searcher's state saved with it
+        # then knows the baseline and the first proposal, which a resume must not propose again.
+        finished = wait_until(lambda: _trials_in_saved_state(experiment) >= 2 and finished_and_next_started(experiment),
+                              driver, 300, "a finished trial, the next one started and saved in Tune's state")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
@@ -134,3 +136,15 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
         assert after == checkpoints, f"finished trial {trial} was trained again"
     times = read_trial_times(str(experiment))  # the resumed sweep kept the first run's trial times
     assert all(min(times[trial]["starts"]) < resumed_at and times[trial]["ends"] for trial in finished)
+
+
+def _trials_in_saved_state(experiment) -> int:
+    """Trials in Tune's latest saved experiment state (0 while there is none, or it is being written)."""
+    import json
+
+    try:
+        newest = max(experiment.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+        return len(json.loads(newest.read_text())["trial_data"])
+    except (ValueError, OSError, KeyError):
+        return 0
+

@@ -74,6 +74,8 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     (MY_SWEEP.replace("{loguniform: [1e-4, 1e-2]}", "{qloguniform: [1e-4, 1e-2, 1e-4]}"),
      "search.algorithm: tpe cannot search qloguniform domains (learning_rate): Optuna cannot keep the step"),
     (MY_SWEEP.replace("seed: 3}", "seed: 3, startup_trials: -1}"), "search.startup_trials: -1 is out of range"),
+    (MY_SWEEP.replace("epochs: 9", "epochs: 9\n  validation_fraction: 0"),
+     "search.algorithm: 'tpe' is out of range; allowed: random or grid when validation_fraction is 0"),
     (MY_SWEEP.replace("epochs: 9", "epochs: nine"), "train: epochs must be an integer, got 'nine'"),
     (MY_SWEEP.replace("  - {learning_rate: 1e-3, dense_units: 512}", "  - {learning_rate: -1}"),
      "baselines[0].learning_rate: baseline: learning_rate=-1 is out of range"),
