@@ -48,10 +48,6 @@ def plain(value: object) -> str:
     return str(value).replace("$", r"\$")
 
 
-def is_log_scale(name: str) -> bool:
-    return name.startswith("l2")
-
-
 def log_positions(values: np.ndarray) -> tuple[np.ndarray, float | None]:
     """x positions of values on a log axis, and where 0 sits (None if no value is positive)."""
     values = np.asarray(values, dtype=float)

@@ -11,16 +11,16 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
-                               SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
-
 from cnn.config import TrainConfig, is_number
 from cnn.search_space import SearchSpace
+from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
+                               SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
 
 from analysis import storage
 
@@ -50,7 +50,7 @@ class Experiment:
         """The base training config every trial started from (sweep.json settings.base)."""
         return dict((self.sweep.get("settings") or {}).get("base") or {})
 
-    @property
+    @cached_property  # parsed and checked once, though every section asks for it
     def space(self) -> SearchSpace | None:
         """The search space the sweep ran (sweep.json settings.space); None for a sweep stored before
         spaces were data, or one whose space cannot be read back."""
@@ -70,8 +70,10 @@ def load_experiment(location: str) -> Experiment:
         trials_text, epochs_text = rebuild_tables(location, sweep)
     else:
         trials_text, epochs_text = read_text(f"{location}/{TRIALS_CSV}"), read_text(f"{location}/{EPOCHS_CSV}")
-    trials = numeric_knobs(parse_trials(trials_text), stored_space(sweep))
-    return Experiment(location, trials, parse_epochs(epochs_text), sweep, rebuilt, trials_text, epochs_text)
+    experiment = Experiment(location, parse_trials(trials_text), parse_epochs(epochs_text), sweep, rebuilt,
+                            trials_text, epochs_text)
+    numeric_knobs(experiment.trials, experiment.space)
+    return experiment
 
 
 def stored_space(sweep: dict[str, Any]) -> SearchSpace | None:

@@ -32,6 +32,7 @@ import pandas as pd
 from common import REPO, RESULTS, print_table, write_record
 
 ARMS = {"random_fifo": ("random", "fifo"), "random_asha": ("random", "asha"), "tpe_asha": ("tpe", "asha")}
+LABELS = {"random_fifo": "random + FIFO", "random_asha": "random + ASHA", "tpe_asha": "TPE + ASHA"}
 SPACE = """\
 space:
   l2_conv: {loguniform: [1.0e-6, 1.0e-2]}
@@ -179,7 +180,7 @@ def _plot(found: dict[str, dict[int, dict[str, Any]]], args: argparse.Namespace)
         for i, (seed, record) in enumerate(sorted(by_seed.items())):
             spent, best = zip(*record["curve"])
             ax.step(spent, [100 * b for b in best], where="post", color=colour, alpha=0.8,
-                    label=arm.replace("_", " + ").upper().replace("RANDOM", "random") if i == 0 else None)
+                    label=LABELS[arm] if i == 0 else None)
     ax.set_xlabel("trial-epochs spent")
     ax.set_ylabel("best validation accuracy so far (%)")
     ax.set_title(f"MNIST {args.limit:,}, {args.num_samples} configurations, up to {args.epochs} epochs; "

@@ -87,4 +87,3 @@ def read_worker_records(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
     files = sorted((Path(checkpoint_dir) / WORKERS_DIR).glob("rank*.json"),
                    key=lambda p: int(p.stem.removeprefix("rank")))
     return [json.loads(p.read_text()) for p in files]
-

@@ -4,7 +4,6 @@ a search proposes, for tests that check the real sweep's trials against it."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from ray.tune.experiment import Experiment
 from ray.tune.search import SearchGenerator
@@ -29,9 +28,9 @@ def generator(settings: SweepSettings, max_concurrent: int = 2) -> SearchGenerat
     return found
 
 
-def drive(search: SearchGenerator, trials: int, state_dir: Path | None = None, at_once: int = 2) -> list[dict]:
+def drive(search: SearchGenerator, trials: int, at_once: int = 2) -> list[dict]:
     """Suggest, run `at_once` at a time and complete `trials` trials, as Tune's controller does, with
-    made-up results; then, if `state_dir`, save the search state as Tune does at an experiment checkpoint."""
+    made-up results."""
     configs: list[dict] = []
     while len(configs) < trials and not search.is_finished():
         running = [trial for trial in (search.next_trial() for _ in range(at_once)) if trial is not None]
@@ -40,6 +39,4 @@ def drive(search: SearchGenerator, trials: int, state_dir: Path | None = None, a
             search.on_trial_result(trial.trial_id, {METRIC: score(trial.config) - 0.05, "training_iteration": 1})
             search.on_trial_complete(trial.trial_id, {METRIC: score(trial.config), "training_iteration": 2})
             configs.append(trial.config)
-    if state_dir is not None:
-        search.save_to_dir(str(state_dir), session_str="test")
     return configs

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from cnn.model_io import load_model
+from cnn.sweep_file import load_sweep_file
 from cnn_ray.trial_clock import read_trial_times
 from ray_cluster import head_node as start_head, token_env
-from cnn.sweep_file import load_sweep_file
 from search_driver import drive, generator
 from sweep_checks import (REPO, check_tables, finished_and_next_started, hparams_sessions, job_env, run_sweep,
                           wait_until)
