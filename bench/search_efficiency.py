@@ -1,14 +1,17 @@
 """Search efficiency (issue 15): random + FIFO, random + ASHA and TPE + ASHA at the same budget.
 
-    python bench/search_efficiency.py                  # 3 search seeds per arm (about 2.5 h on 2 cores)
+    python bench/search_efficiency.py                  # 3 search seeds per arm (about 9 h on 2 cores)
     python bench/search_efficiency.py --seeds 0 1 2 3  # more seeds; finished sweeps are reused
 
 Every arm searches the same space (L2 on conv and dense kernels alike, both dropouts, the learning
 rate, augmentation strength) with the same number of configurations and the same epoch budget on
 the MNIST subset of bench/sweep_overhead.py (3,600 train / 400 validation / 2,000 test). Each sweep
 is `jobs/sweep.py --config <generated sweep file>`, kept under --work-dir: a sweep that finished is
-read back instead of run again, one that was interrupted is resumed (`--resume`), so the benchmark
-can be stopped and continued across sessions.
+read back instead of run again, one that was interrupted is resumed (`--resume`). Each finished
+sweep's summary is also kept in bench/results/search_efficiency/<arm>_seed<N>.json (committed, with
+the settings it ran under), so a machine that loses --work-dir between sessions reruns only the
+sweeps not recorded yet: `--arms tpe_asha --seeds 1` runs one sweep, and the table, curves and
+record cover every recorded sweep of the arms and seeds asked for.
 
 Per arm: the best validation accuracy reached against trial-epochs spent (the curve, from each
 trial's epochs in the order they ended), the best validation accuracy at the end and the test
@@ -20,6 +23,7 @@ most 35% of its trial-epochs.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -29,7 +33,9 @@ from typing import Any
 
 import pandas as pd
 
-from common import REPO, RESULTS, print_table, write_record
+from common import REPO, RESULTS, machine, print_table, write_record
+
+SWEEP_RECORDS = RESULTS / "search_efficiency"
 
 ARMS = {"random_fifo": ("random", "fifo"), "random_asha": ("random", "asha"), "tpe_asha": ("tpe", "asha")}
 LABELS = {"random_fifo": "random + FIFO", "random_asha": "random + ASHA", "tpe_asha": "TPE + ASHA"}
@@ -42,6 +48,7 @@ space:
   learning_rate: {loguniform: [3.0e-4, 3.0e-3]}
   augment_strength: {uniform: [0.0, 1.5]}
 """
+KNOBS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "learning_rate", "augment_strength")
 GOAL_GAP_POINTS, GOAL_FRACTION = 0.25, 0.35
 
 
@@ -78,13 +85,39 @@ def run_sweep(arm: str, seed: int, args: argparse.Namespace) -> Path:
     return experiment
 
 
+def sweep_result(arm: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """This sweep's summary: from its committed record if it ran under these settings, else run."""
+    path = Path(args.records_dir) / f"{arm}_seed{seed}.json"
+    settings = sweep_settings(args)
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record["settings"] == settings:
+            return record["summary"]
+        print(f"{path.name}: recorded under other settings, running again", flush=True)
+    started = time.time()
+    summary = summarise(run_sweep(arm, seed, args))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"arm": arm, "seed": seed, "settings": settings, "machine": machine(),
+                               "seconds": round(time.time() - started), "summary": summary}, indent=1))
+    return summary
+
+
+def sweep_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a sweep's result depends on (not where it ran or which seeds the benchmark was asked for)."""
+    keys = ("num_samples", "epochs", "limit", "test_limit", "grace_period", "reduction_factor", "startup_trials")
+    return {**{key: getattr(args, key) for key in keys}, "space": SPACE}
+
+
 def summarise(experiment: Path) -> dict[str, Any]:
     trials = pd.read_csv(experiment / "trials.csv")  # ranked by best validation accuracy
     epochs = pd.read_csv(experiment / "epochs.csv")
     best = trials.iloc[0]
+    knobs = [column for column in trials.columns if column in KNOBS]
     return {"trial_epochs": int(trials["epochs_run"].sum()), "trials": len(trials),
             "best_val_accuracy": float(best["best_val_accuracy"]), "test_of_best": float(best["best_test_accuracy"]),
-            "stopped_early": int((trials["status"] == "stopped_early").sum()), "curve": curve(epochs)}
+            "stopped_early": int((trials["status"] == "stopped_early").sum()), "curve": curve(epochs),
+            "trial_table": trials[["trial_id", *knobs, "epochs_run", "best_val_accuracy",
+                                   "best_test_accuracy"]].to_dict(orient="records")}
 
 
 def curve(epochs: pd.DataFrame) -> list[tuple[int, float]]:
@@ -116,6 +149,8 @@ def main() -> None:
     parser.add_argument("--startup-trials", type=int, default=5, help="TPE: random trials before it models")
     parser.add_argument("--work-dir", default=str(RESULTS / "runs" / "search_efficiency"),
                         help="where the sweeps are kept (not committed); rerun to continue")
+    parser.add_argument("--records-dir", default=str(SWEEP_RECORDS),
+                        help="where each finished sweep's summary is kept (committed)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -123,7 +158,7 @@ def main() -> None:
     found: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in args.arms}
     for seed in args.seeds:  # seed by seed, so that a stopped run leaves every arm with as many seeds
         for arm in args.arms:
-            found[arm][seed] = summarise(run_sweep(arm, seed, args))
+            found[arm][seed] = sweep_result(arm, seed, args)
     report(found, args)
 
 
@@ -155,7 +190,7 @@ def report(found: dict[str, dict[int, dict[str, Any]]], args: argparse.Namespace
     _plot(found, args)
     write_record("search_efficiency", {
         "command": "python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "records_dir", "work_dir")},
         "space": SPACE, "summary": summary, "goal": goal,
         "sweeps": {arm: by_seed for arm, by_seed in found.items()}}, args.out)
 
