@@ -13,6 +13,7 @@
       dense_units: {choice: [128, 256, 512]}
     baselines:                  # points always run first
       - {learning_rate: 0.001}
+    seeds: 1                    # trainings of every configuration, with seeds train.seed, +1, ...
     scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
     resources: {workers_per_trial: 1, cpus_per_worker: 1}
 
@@ -43,7 +44,9 @@ SECTIONS: dict[str, dict[str, str]] = {
                   "gpus_per_worker": "gpus_per_worker"},
     "failures": {"trial_max_failures": "trial_max_failures", "worker_max_failures": "worker_max_failures"},
 }
-TOP_LEVEL = ("name", "train", *SECTIONS, "space", "baselines")
+# Top-level keys that are SweepSettings fields of the same name.
+TOP_LEVEL_FIELDS = ("seeds",)  # seeds: trainings of every configuration (seed, seed + 1, ...)
+TOP_LEVEL = ("name", "train", *SECTIONS, *TOP_LEVEL_FIELDS, "space", "baselines")
 
 
 class SweepFileError(ValueError):
@@ -127,6 +130,7 @@ def sweep_from_dict(values: Any, name: str) -> SweepSettings:
         given = _section(values, section)
         _known(given, keys, section)
         fields.update({keys[key]: value for key, value in given.items()})
+    fields.update({key: values[key] for key in TOP_LEVEL_FIELDS if key in values})
     baselines = values.get("baselines")
     baselines = [] if baselines is None else baselines
     if not isinstance(baselines, list):
@@ -150,7 +154,7 @@ def sweep_to_dict(settings: SweepSettings) -> dict[str, Any]:
     stored = settings.to_dict()
     return {"name": settings.preset, "train": settings.base.to_dict(),
             **{section: {key: stored[field] for key, field in keys.items()} for section, keys in SECTIONS.items()},
-            **settings.space.to_dict()}
+            **{key: stored[key] for key in TOP_LEVEL_FIELDS}, **settings.space.to_dict()}
 
 
 def dump_sweep(settings: SweepSettings) -> str:
@@ -164,6 +168,9 @@ def _in_file_terms(message: str) -> str:
         for key, field in keys.items():
             if message.startswith(f"{field}="):
                 return f"{section}.{key}: {message[len(field) + 1:]}"
+    for key in TOP_LEVEL_FIELDS:
+        if message.startswith(f"{key}="):
+            return f"{key}: {message[len(key) + 1:]}"
     return message
 
 

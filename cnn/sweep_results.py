@@ -7,6 +7,7 @@ The best checkpoint of a trial is the stored one with the highest validation acc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from cnn.config import TrainConfig
+from cnn.sweep_settings import REPLICATE_KEY
 from cnn.checkpoint_state import STATE_FILE, STOP_DIVERGED, WORKERS_DIR, CheckpointState
 
 # The hyperparameters a sweep varies: trials.csv has a column of each, named as the knob
@@ -97,7 +99,8 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     trained = TrainConfig.from_dict(latest[1].config) if latest and latest[1].config else requested
     epochs = [{"trial_id": trial_id, **{k: row.get(k) for k in EPOCH_COLUMNS[1:]}} for row in history]
     status, stop_reason = _status(history[-1]["stop_reason"] if history else "", error)
-    row: dict[str, Any] = {"trial_id": trial_id, "status": status, "stop_reason": stop_reason,
+    row: dict[str, Any] = {"trial_id": trial_id, "config_id": config_id(sample), "seed": trained.seed,
+                           "status": status, "stop_reason": stop_reason,
                            "epochs_run": len(history), "max_epochs": max_epochs}
     row.update(knob_values(trained, sample, swept))
     final = history[-1] if history else {}
@@ -112,6 +115,13 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     # Epochs after which a restarted worker group resumed from the checkpoint (Ray Train's FailureConfig).
     row["resumed_after_epochs"] = ";".join(str(e) for e in latest[1].resumed_after_epochs) if latest else ""
     return row, epochs
+
+
+def config_id(sample: dict[str, Any]) -> str:
+    """The same for every replicate (seed) of one configuration: a digest of its sampled values."""
+    values = {key: value for key, value in sample.items() if key != REPLICATE_KEY}
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def knob_values(config: TrainConfig, sample: dict[str, Any], swept: tuple[str, ...] = ()) -> dict[str, Any]:

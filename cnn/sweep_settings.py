@@ -12,6 +12,9 @@ from cnn.replicas import WorkerResources
 from cnn.search_space import SearchSpace, SearchSpaceError
 
 SEARCH_MODES = ("random", "grid", "tpe")
+# A replicate's index among its configuration's seeds (0 .. seeds-1), in the trial's sample: the name
+# Ray Tune's Repeater gives it (ray.tune.search.repeater.TRIAL_INDEX), kept here so that no Ray is needed.
+REPLICATE_KEY = "__trial_index__"
 SCHEDULERS = ("asha", "fifo")
 AUTO = "auto"
 
@@ -43,6 +46,7 @@ class SweepSettings:
     gpus_per_worker: float | str = AUTO   # auto: 1 if the cluster has GPUs, else 0
     max_concurrent_trials: int | None = None  # None: as many as fit in the cluster at once
     search_seed: int = 0
+    seeds: int = 1                  # trainings of every configuration, with seeds base.seed, base.seed + 1, ...
     trial_max_failures: int = 1     # Tune retries of a whole trial
     worker_max_failures: int = 2    # Ray Train restarts of a trial's worker group
 
@@ -51,7 +55,7 @@ class SweepSettings:
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         # A sweep file can hand any YAML value to any of these: whole numbers are checked as such.
         for key, low in (("num_samples", 1), ("startup_trials", 0), ("grace_period", 1), ("reduction_factor", 2), ("workers_per_trial", 1),
-                         ("search_seed", 0), ("trial_max_failures", -1), ("worker_max_failures", -1)):
+                         ("search_seed", 0), ("seeds", 1), ("trial_max_failures", -1), ("worker_max_failures", -1)):
             value = getattr(self, key)
             _check(_is_whole(value) and value >= low, key, value, f"a whole number >= {low}"
                    + (" (-1: without limit)" if low == -1 else ""))
@@ -65,7 +69,7 @@ class SweepSettings:
                "max_concurrent_trials", self.max_concurrent_trials, "a whole number >= 1")
         _check(self.search == "grid" or self.num_samples >= len(self.space.baselines), "num_samples",
                self.num_samples, f">= the {len(self.space.baselines)} baseline points, which count among the trials")
-        if self.search == "tpe":
+        if self.search == "tpe" or (self.search == "random" and self.seeds > 1):
             self._check_tpe_space()
             _check(self.base.validation_fraction > 0, "search", self.search,
                    "random or grid when validation_fraction is 0 (TPE learns from validation accuracy)")
@@ -93,12 +97,14 @@ class SweepSettings:
 
     def _check_tpe_space(self) -> None:
         """What Optuna's distributions cannot hold: a grid (TPE samples every knob) and a quantized
-        log domain (Ray's OptunaSearch drops the step with only a log warning)."""
-        for kind, instead in (("grid", "make them choice domains, which TPE samples, or use search=grid"),
+        log domain (Ray's OptunaSearch drops the step with only a log warning). A random search with
+        seeds > 1 samples through Optuna too (Tune's own random search cannot repeat a configuration)."""
+        what = "search=tpe" if self.search == "tpe" else f"search=random with seeds={self.seeds}"
+        for kind, instead in (("grid", "make them choice domains, which Optuna samples, or use search=grid"),
                               ("qloguniform", "Optuna cannot keep the step of a log domain: use loguniform or choice")):
             knobs = [k for k, d in self.space.domains.items() if d.kind == kind]
             if knobs:
-                raise ValueError(f"search=tpe cannot search {kind} domains ({', '.join(knobs)}): {instead}")
+                raise ValueError(f"{what} cannot search {kind} domains ({', '.join(knobs)}): {instead}")
 
     def resources_for(self, cluster_gpus: float) -> WorkerResources:
         """Each trial's workers on a cluster with this many GPUs: auto is 1 GPU per worker if it has
@@ -111,13 +117,21 @@ class SweepSettings:
     def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
         """The base config with one trial's sampled values applied (augment_strength scales the
         original study's augmentation ranges; every other key is a TrainConfig knob; tied knobs
-        follow theirs; the space's fixed values too)."""
-        return self.space.apply(self.base, sample)
+        follow theirs; the space's fixed values too). A replicate trains with the base seed plus its
+        index among its configuration's seeds."""
+        sample = dict(sample)
+        replicate = int(sample.pop(REPLICATE_KEY, 0))
+        config = self.space.apply(self.base, sample)
+        return config if replicate == 0 else config.replace(seed=config.seed + replicate)
 
     def num_trials(self) -> int:
         """Trials the sweep runs: every grid point; a random search runs its baseline points once
         each, then num_samples minus their count samples of every grid point (Tune's
-        BasicVariantGenerator); TPE runs num_samples, the baselines among them."""
+        BasicVariantGenerator); TPE runs num_samples, the baselines among them. Each configuration
+        is trained `seeds` times."""
+        return self.num_configurations() * self.seeds
+
+    def num_configurations(self) -> int:
         if self.search == "tpe":
             return self.num_samples
         if self.search == "grid":

@@ -8,7 +8,7 @@ from typing import Any
 from ray import tune
 
 from cnn.search_space import Domain
-from cnn.sweep_settings import SweepSettings
+from cnn.sweep_settings import REPLICATE_KEY, SweepSettings
 
 # Tied knobs are not tune.sample_from: Tune cannot resolve those in the trials it had not started
 # when a sweep is resumed. They stay out of the samples; SearchSpace.apply sets them.
@@ -27,7 +27,12 @@ def tune_domain(domain: Domain) -> Any:
 
 
 def param_space(settings: SweepSettings) -> dict[str, Any]:
-    return {knob: tune_domain(domain) for knob, domain in settings.space.domains.items()}
+    """Tune's domains of the space; a grid search with seeds > 1 crosses the replicate index as one
+    more grid dimension (the other searches repeat through Tune's Repeater: cnn_ray.tuner)."""
+    space = {knob: tune_domain(domain) for knob, domain in settings.space.domains.items()}
+    if settings.search == "grid" and settings.seeds > 1:
+        space[REPLICATE_KEY] = tune.grid_search(list(range(settings.seeds)))
+    return space
 
 
 def baseline_points(settings: SweepSettings) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import sys
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from cnn.replicas import WorkerResources
@@ -71,34 +71,50 @@ def search_algorithm(settings: SweepSettings, max_concurrent: int) -> BasicVaria
     """Random and grid: Tune's BasicVariantGenerator. TPE: Optuna's TPESampler through Ray's
     OptunaSearch, the baselines run first (cnn_ray.baselines_first), at most max_concurrent at once.
     Both enforce the concurrency limit themselves: Tune ignores TuneConfig's max_concurrent_trials
-    when a search algorithm instance is passed."""
+    when a search algorithm instance is passed.
+
+    With seeds > 1, Tune's Repeater hands every configuration out `seeds` times (the replicate index
+    in the sample, cnn.sweep_settings.REPLICATE_KEY) and tells the searcher the mean of its
+    replicates. A random search then samples through Optuna's RandomSampler: the BasicVariantGenerator
+    draws new random values for every grid point, so it cannot repeat a configuration. A grid
+    search crosses the replicate index as one more grid dimension (cnn_ray.search_space)."""
     baselines = baseline_points(settings)
-    if settings.search != "tpe":
+    if settings.search == "grid" or (settings.search == "random" and settings.seeds == 1):
         return BasicVariantGenerator(points_to_evaluate=baselines or None, max_concurrent=max_concurrent,
                                      random_state=settings.search_seed)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per trial on the console
-    # constant_liar: a trial still running counts as a poor result, so concurrent trials are not
-    # proposed at the same spot (Optuna's advice for parallel workers).
-    sampler = optuna.samplers.TPESampler(seed=settings.search_seed, n_startup_trials=settings.startup_trials,
-                                         constant_liar=True)
-    tpe = OptunaSearch(sampler=sampler, metric=METRIC, mode=MODE)
-    first = BaselinesFirst(tpe, baselines, [settings.space.contains(point) for point in baselines])
-    return ConcurrencyLimiter(first, max_concurrent=max_concurrent)
+    if settings.search == "tpe":
+        # constant_liar: a trial still running counts as a poor result, so concurrent trials are not
+        # proposed at the same spot (Optuna's advice for parallel workers).
+        sampler = optuna.samplers.TPESampler(seed=settings.search_seed, n_startup_trials=settings.startup_trials,
+                                             constant_liar=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=settings.search_seed)
+    optuna_search = OptunaSearch(sampler=sampler, metric=METRIC, mode=MODE)
+    searcher: Searcher = BaselinesFirst(optuna_search, baselines, [settings.space.contains(point) for point in baselines])
+    if settings.seeds > 1:
+        searcher = Repeater(searcher, repeat=settings.seeds, set_index=True)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def tune_num_samples(settings: SweepSettings) -> int:
+    """TuneConfig's num_samples: a grid runs its points (the seeds among them) once; the others
+    sample num_samples configurations, each `seeds` times (Tune counts every replicate)."""
+    return 1 if settings.search == "grid" else settings.num_samples * settings.seeds
 
 
 def build_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, storage_path: str, name: str,
                 max_concurrent: int) -> tune.Tuner:
     settings = plan.settings
-    num_samples = 1 if settings.search == "grid" else settings.num_samples
     return tune.Tuner(
         trainable(data_ref, plan),
         param_space=param_space(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
                                     search_alg=search_algorithm(settings, max_concurrent),
-                                    num_samples=num_samples),
+                                    num_samples=tune_num_samples(settings)),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
                                   stop=StorageWatch(plan.experiment_path),
                                   callbacks=[TrialClock(plan.experiment_path)],

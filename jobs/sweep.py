@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sweep.add_argument("--reduction-factor", type=int,
                        help="ASHA: keep the best 1/N of trials at each rung (rungs at grace x N^k epochs)")
     sweep.add_argument("--search-seed", type=int, help="seed of the search (random sampling, TPE's sampler)")
+    sweep.add_argument("--seeds", type=int, metavar="N",
+                       help="train every configuration N times, with seeds --seed, --seed + 1, ... (replicates)")
     res = parser.add_argument_group("resources")
     res.add_argument("--workers-per-trial", type=int,
                      help="Ray Train workers per trial (full preset: 1; 2 or more make each trial faster)")
@@ -86,7 +88,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
     base = config_from_args(args, preset.base)
     changes: dict[str, Any] = {"base": base, "space": _space_under_flags(args, preset.space)}
     for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
-                "workers_per_trial",
+                "seeds", "workers_per_trial",
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
@@ -186,10 +188,12 @@ def main(argv: list[str] | None = None) -> None:
               f"trials wait until an autoscaler adds GPU nodes", file=sys.stderr, flush=True)
     plan = TrialPlan(settings, resources, experiment)
     trials = settings.num_trials()
+    replicated = (f" ({settings.num_configurations()} configurations x {settings.seeds} seeds)"
+                  if settings.seeds > 1 else "")
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
         "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
-        "scheduler": settings.scheduler, "budget": f"{trials} trials x up to {settings.base.epochs} epochs "
+        "scheduler": settings.scheduler, "budget": f"{trials} trials{replicated} x up to {settings.base.epochs} epochs "
                                                    f"= {trials * settings.base.epochs} trial-epochs at most",
         "per_trial": {"workers": resources.num_workers, **resources.per_worker(),
                       "replicas": resources.layout().replicas_in_sync},

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 from ray.tune.experiment import Experiment
-from ray.tune.search import SearchGenerator
+from ray.tune.search import SearchAlgorithm, SearchGenerator, Searcher
 
 from cnn.sweep_settings import SweepSettings
 from cnn_ray.search_space import param_space
-from cnn_ray.tuner import METRIC, MODE, search_algorithm
+from cnn_ray.tuner import METRIC, MODE, search_algorithm, tune_num_samples
 
 
 def score(config: dict) -> float:
@@ -19,16 +19,17 @@ def score(config: dict) -> float:
     return 1.0 - (dropout - 0.4) ** 2 - 0.01 * (math.log10(max(config.get("l2_conv", 1e-3), 1e-9)) + 3) ** 2
 
 
-def generator(settings: SweepSettings, max_concurrent: int = 2) -> SearchGenerator:
-    """The sweep's search algorithm in Tune's SearchGenerator, set up as Tuner.fit sets it up."""
-    found = SearchGenerator(search_algorithm(settings, max_concurrent=max_concurrent))
+def generator(settings: SweepSettings, max_concurrent: int = 2) -> SearchAlgorithm:
+    """The sweep's search algorithm (a Searcher in Tune's SearchGenerator), set up as Tuner.fit sets it up."""
+    algorithm = search_algorithm(settings, max_concurrent=max_concurrent)
+    found = SearchGenerator(algorithm) if isinstance(algorithm, Searcher) else algorithm
     found.set_search_properties(METRIC, MODE, param_space(settings))
     found.add_configurations(Experiment("search", lambda config: None, config=param_space(settings),
-                                        num_samples=settings.num_trials()))
+                                        num_samples=tune_num_samples(settings)))
     return found
 
 
-def drive(search: SearchGenerator, trials: int, at_once: int = 2) -> list[dict]:
+def drive(search: SearchAlgorithm, trials: int, at_once: int = 2) -> list[dict]:
     """Suggest, run `at_once` at a time and complete `trials` trials, as Tune's controller does, with
     made-up results."""
     configs: list[dict] = []

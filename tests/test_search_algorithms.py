@@ -4,7 +4,11 @@ cluster: baselines first, seeded proposals inside the space, and a save/restore 
 
 from __future__ import annotations
 
+import pytest
+
 from cnn.sweep_file import PRESETS, load_sweep_text
+from cnn.sweep_results import config_id
+from cnn.sweep_settings import REPLICATE_KEY
 from cnn_ray.tuner import METRIC
 from search_driver import drive, generator, score
 
@@ -67,3 +71,72 @@ def test_switching_between_random_and_tpe_keeps_the_file_s_space():
     assert settings.search == "tpe" and settings.space == PRESETS["full"].space
     from_grid = settings_from_args(parse_args(["--preset", "local", "--search", "tpe"]))
     assert from_grid.space == PRESETS["full"].space, "a grid's space is no sampler's: the standard one"
+
+
+REPLICATED_SWEEP = """
+train: {dataset: mnist, limit: 1200, epochs: 3, seed: 7}
+search: {algorithm: ALGORITHM, num_samples: 4, seed: 3, startup_trials: 2, max_concurrent_trials: 2}
+seeds: 3
+space:
+  l2_conv: {loguniform: [1.0e-6, 1.0e-2]}
+  l2_dense: {same_as: l2_conv}
+  dropout_conv: {uniform: [0.0, 0.5]}
+baselines:
+  - {l2_conv: 0.0}
+"""
+
+
+def _groups(settings, configs):
+    """(configuration without the replicate index, the seeds its replicates train with), in order."""
+    groups: dict = {}
+    for config in configs:
+        key = tuple(sorted((k, v) for k, v in config.items() if k != REPLICATE_KEY))
+        groups.setdefault(key, []).append(settings.trial_config(config).seed)
+    return groups
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+def test_seeds_train_every_configuration_with_each_seed_and_the_baseline_too(algorithm):
+    settings = load_sweep_text(REPLICATED_SWEEP.replace("ALGORITHM", algorithm), "seeds.yaml")
+    assert settings.num_trials() == 12
+    configs = drive(generator(settings), 12)
+    assert len(configs) == 12
+    groups = _groups(settings, configs)
+    assert len(groups) == 4 and all(seeds == [7, 8, 9] for seeds in groups.values()), groups
+    assert dict(next(iter(groups)))["l2_conv"] == 0.0, "the baseline first, replicated like the rest"
+    assert [c[REPLICATE_KEY] for c in configs] == [0, 1, 2] * 4, "a configuration's replicates one after another"
+    ids = {config_id(c) for c in configs}
+    assert len(ids) == 4, "replicates share a config_id, configurations do not"
+
+
+def test_a_grid_crosses_its_points_with_the_seeds():
+    settings = load_sweep_text("""
+train: {dataset: mnist, limit: 1200, epochs: 3}
+search: {algorithm: grid}
+seeds: 2
+space: {l2_conv: {grid: [0.0, 1.0e-4, 1.0e-3]}}
+""", "grid.yaml")
+    search = generator(settings)
+    configs = drive(search, 6)
+    assert settings.num_trials() == 6 and len(configs) == 6
+    assert search.next_trial() is None and search.is_finished(), "no trial beyond the grid"
+    assert sorted(_groups(settings, configs).values()) == [[0, 1]] * 3
+
+
+def test_a_restored_replicated_search_finishes_the_half_run_configuration(tmp_path):
+    settings = load_sweep_text(REPLICATED_SWEEP.replace("ALGORITHM", "tpe"), "seeds.yaml")
+    uninterrupted = drive(generator(settings), 12)
+
+    interrupted = generator(settings)
+    before = drive(interrupted, 4)  # the baseline's 3 seeds and the first seed of the next configuration
+    running = [interrupted.next_trial(), interrupted.next_trial()]
+    interrupted.save_to_dir(str(tmp_path), session_str="test")
+
+    resumed = generator(settings)
+    resumed.restore_from_dir(str(tmp_path))
+    for trial in running:
+        resumed.on_trial_complete(trial.trial_id, {METRIC: score(trial.config), "training_iteration": 2})
+    after = drive(resumed, 12)
+    assert before + [t.config for t in running] + after == uninterrupted, \
+        "the half-run configuration keeps its remaining seed, then the search goes on as it would have"
+    assert resumed.is_finished()

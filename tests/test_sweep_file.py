@@ -88,6 +88,9 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     ("train: []\nsearch:" + MY_SWEEP.split("search:", 1)[1], "train: must be a mapping"),
     ("space: {learning_rate: 0.001}\n", ": space: samples no knob"),
     (MY_SWEEP.replace("num_samples: 12", "num_samples: '12'"), "search.num_samples: '12' is out of range"),
+    (MY_SWEEP + "seeds: 0\n", "seeds: 0 is out of range; allowed: a whole number >= 1"),
+    (MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("{choice: [128, 256, 512]}", "{grid: [128, 256]}")
+     + "seeds: 2\n", "search.algorithm: random with seeds=2 cannot search grid domains (dense_units)"),
 ])
 def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, text, says):
     path = write(tmp_path, text)
@@ -123,6 +126,14 @@ def test_a_flag_overrides_the_files_fixed_value(tmp_path):
     settings = settings_for(["--config", str(write(tmp_path, MY_SWEEP)), "--dropout-dense", "0.3"])
     assert "dropout_dense" not in settings.space.fixed
     assert settings.trial_config({"learning_rate": 1e-3, "dense_units": 128}).dropout_dense == 0.3
+
+
+def test_seeds_from_the_file_or_the_flag_multiply_the_trials(tmp_path):
+    from_file = settings_for(["--config", str(write(tmp_path, MY_SWEEP + "seeds: 2\n"))])
+    assert (from_file.seeds, from_file.num_trials()) == (2, 24)
+    from_flag = settings_for(["--config", str(write(tmp_path, MY_SWEEP + "seeds: 2\n")), "--seeds", "3"])
+    assert (from_flag.seeds, from_flag.num_trials()) == (3, 36)
+    assert "seeds: 3" in dump_sweep(from_flag), "the stored file says how many seeds ran"
 
 
 def test_a_flag_cannot_fix_a_knob_the_file_varies(tmp_path, capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 from cnn.checkpoint_state import STOP_MAX_EPOCHS, CheckpointState
 from cnn.sweep_results import EPOCH_COLUMNS, SWEPT_KEYS, tables_text, trial_rows
 from cnn.sweep_file import PRESETS
+from cnn.sweep_settings import REPLICATE_KEY
 
 
 def epoch_row(epoch: int, val_accuracy: float, config) -> dict:
@@ -61,3 +62,19 @@ def test_every_knob_the_sweep_varies_has_a_column_of_its_own(tmp_path):
                         None, 2, swept=("dense_units", "learning_rate"))
     assert (row["dense_units"], row["learning_rate"]) == (128, 3e-4)
     assert set(SWEPT_KEYS) <= set(row)
+
+
+def test_replicates_of_a_configuration_share_its_config_id_and_record_their_seed(tmp_path):
+    settings = PRESETS["smoke"].replace(seeds=2)
+    rows = []
+    for index, l2 in ((0, 1e-3), (1, 1e-3), (0, 1e-4)):
+        sample = {"l2_conv": l2, "augment_strength": 0.5, REPLICATE_KEY: index}
+        config = settings.trial_config(sample)
+        write_run(tmp_path / f"run{len(rows)}", config)
+        row, _ = trial_rows(f"t{len(rows)}", sample, config, str(tmp_path / f"run{len(rows)}"), {}, None, 2)
+        rows.append(row)
+    base_seed = settings.base.seed
+    assert [row["seed"] for row in rows] == [base_seed, base_seed + 1, base_seed]
+    assert rows[0]["config_id"] == rows[1]["config_id"] != rows[2]["config_id"]
+    trials_csv, _ = tables_text(rows, [])
+    assert trials_csv.splitlines()[0].split(",")[:3] == ["trial_id", "config_id", "seed"]
