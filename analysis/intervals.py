@@ -55,7 +55,7 @@ class Difference:
 
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanInterval:
-    values = [float(v) for v in values if not math.isnan(float(v))]
+    values = _present(values)
     if not values:
         raise ValueError("no values to average")
     n, mean = len(values), sum(values) / len(values)
@@ -70,7 +70,9 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Me
 
 def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Difference:
     """a - b, tested; without two replicates on each side there is no test (p_value None)."""
-    a, b = [float(v) for v in a], [float(v) for v in b]
+    a, b = _present(a), _present(b)
+    if not a or not b:
+        raise ValueError("no values to compare")
     difference = sum(a) / len(a) - sum(b) / len(b)
     if len(a) < 2 or len(b) < 2:
         return Difference(difference, None, None, None, len(a), len(b))
@@ -80,3 +82,8 @@ def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float =
     result = stats.ttest_ind(a, b, equal_var=False)
     low, high = result.confidence_interval(confidence)
     return Difference(difference, float(low), float(high), float(result.pvalue), len(a), len(b))
+
+
+def _present(values: Sequence[float]) -> list[float]:
+    """The values without missing ones (a failed replicate has no accuracy)."""
+    return [float(v) for v in values if not math.isnan(float(v))]

@@ -1,6 +1,6 @@
 """Search efficiency (issue 15): random + FIFO, random + ASHA and TPE + ASHA at the same budget.
 
-    python bench/search_efficiency.py                  # 3 search seeds per arm (about 9 h on 2 cores)
+    python bench/search_efficiency.py                  # 3 search seeds per arm (about 11-12 h on 2 slow cores)
     python bench/search_efficiency.py --seeds 0 1 2 3  # more seeds; finished sweeps are reused
 
 Every arm searches the same space (L2 on conv and dense kernels alike, both dropouts, the learning
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from common import REPO, RESULTS, machine, print_table, write_record
 
@@ -48,7 +49,6 @@ space:
   learning_rate: {loguniform: [3.0e-4, 3.0e-3]}
   augment_strength: {uniform: [0.0, 1.5]}
 """
-KNOBS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "learning_rate", "augment_strength")
 GOAL_GAP_POINTS, GOAL_FRACTION = 0.25, 0.35
 
 
@@ -112,7 +112,7 @@ def summarise(experiment: Path) -> dict[str, Any]:
     trials = pd.read_csv(experiment / "trials.csv")  # ranked by best validation accuracy
     epochs = pd.read_csv(experiment / "epochs.csv")
     best = trials.iloc[0]
-    knobs = [column for column in trials.columns if column in KNOBS]
+    knobs = [knob for knob in yaml.safe_load(SPACE)["space"] if knob in trials.columns]
     return {"trial_epochs": int(trials["epochs_run"].sum()), "trials": len(trials),
             "best_val_accuracy": float(best["best_val_accuracy"]), "test_of_best": float(best["best_test_accuracy"]),
             "stopped_early": int((trials["status"] == "stopped_early").sum()), "curve": curve(epochs),

@@ -71,8 +71,12 @@ class SweepSettings:
                self.num_samples, f">= the {len(self.space.baselines)} baseline points, which count among the trials")
         if self.search == "tpe" or (self.search == "random" and self.seeds > 1):
             self._check_tpe_space()
+        if self.search == "tpe":
             _check(self.base.validation_fraction > 0, "search", self.search,
                    "random or grid when validation_fraction is 0 (TPE learns from validation accuracy)")
+        elif self.search == "random" and self.seeds > 1:  # Repeater averages validation accuracy for Optuna
+            _check(self.base.validation_fraction > 0, "seeds", self.seeds,
+                   "1 with search=random when validation_fraction is 0, or search=grid")
         if self.search == "grid":
             sampled = [k for k, d in self.space.domains.items() if not d.is_grid]
             if sampled:

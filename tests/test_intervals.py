@@ -52,6 +52,12 @@ def test_a_difference_inside_the_noise_is_not_called_an_effect():
     assert difference.low < 0 < difference.high
 
 
+def test_a_failed_replicate_without_an_accuracy_is_left_out_of_a_difference():
+    assert welch_difference([0.9, float("nan"), 0.92], [0.8, 0.82]) == welch_difference([0.9, 0.92], [0.8, 0.82])
+    with pytest.raises(ValueError):
+        welch_difference([float("nan")], [0.8, 0.82])
+
+
 def test_without_two_replicates_a_side_there_is_no_test():
     difference = welch_difference([0.99], [0.98, 0.97])
     assert difference.difference == pytest.approx(0.015)

@@ -91,6 +91,8 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     (MY_SWEEP + "seeds: 0\n", "seeds: 0 is out of range; allowed: a whole number >= 1"),
     (MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("{choice: [128, 256, 512]}", "{grid: [128, 256]}")
      + "seeds: 2\n", "search.algorithm: random with seeds=2 cannot search grid domains (dense_units)"),
+    (MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("epochs: 9", "epochs: 9\n  validation_fraction: 0")
+     + "seeds: 2\n", "seeds: 2 is out of range; allowed: 1 with search=random when validation_fraction is 0"),
 ])
 def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, text, says):
     path = write(tmp_path, text)
