@@ -61,9 +61,9 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Me
     n, mean = len(values), sum(values) / len(values)
     if n == 1:
         return MeanInterval(1, mean, None, None, None)
-    sd = stats.tstd(values)
-    if sd == 0:
+    if max(values) == min(values):  # no spread (scipy would warn of precision loss): a zero-width interval
         return MeanInterval(n, mean, 0.0, mean, mean)
+    sd = stats.tstd(values)
     low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
     return MeanInterval(n, mean, float(sd), float(low), float(high))
 

@@ -20,12 +20,12 @@ import pandas as pd
 from cnn.config import TrainConfig, is_number
 from cnn.search_space import SearchSpace
 from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
-                               SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, read_text)
+                               SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, knob_columns, read_text)
 
 from analysis import storage
 
 STATUSES = (STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED)
-TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status",
+TEXT_COLUMNS = ("trial_id", "stage", "config_id", "status", "stop_reason", "best_checkpoint", "latest_checkpoint", "tune_status",
                 "worker_node_ids", "resumed_after_epochs")
 CONFIG_NUMERIC = ("config_learning_rate", "config_batch_size", "config_seed")
 TRIAL_NUMERIC = ("epochs_run", "max_epochs", "best_epoch", "wall_seconds", *SWEPT_KEYS, *CONFIG_NUMERIC,
@@ -55,6 +55,14 @@ class Experiment:
         """The search space the sweep ran (sweep.json settings.space); None for a sweep stored before
         spaces were data, or one whose space cannot be read back."""
         return stored_space(self.sweep)
+
+    @cached_property
+    def configs(self) -> pd.DataFrame:
+        """configs.csv's rows (analysis.configs): every configuration and stage, its replicates summarised."""
+        from analysis.configs import config_table
+
+        swept = self.space.knobs if self.space is not None else ()
+        return config_table(self.trials, knob_columns(swept))
 
 
 def load_experiment(location: str) -> Experiment:

@@ -14,6 +14,7 @@
     baselines:                  # points always run first
       - {learning_rate: 0.001}
     seeds: 1                    # trainings of every configuration, with seeds train.seed, +1, ...
+    confirm: {top: 2, seeds: 3, epochs: 9}  # then the 2 best (and the baselines) again, 3 fresh seeds each
     scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
     resources: {workers_per_trial: 1, cpus_per_worker: 1}
 
@@ -42,6 +43,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "scheduler": {"name": "scheduler", "grace_period": "grace_period", "reduction_factor": "reduction_factor"},
     "resources": {"workers_per_trial": "workers_per_trial", "cpus_per_worker": "cpus_per_worker",
                   "gpus_per_worker": "gpus_per_worker"},
+    "confirm": {"top": "confirm_top", "seeds": "confirm_seeds", "epochs": "confirm_epochs"},
     "failures": {"trial_max_failures": "trial_max_failures", "worker_max_failures": "worker_max_failures"},
 }
 # Top-level keys that are SweepSettings fields of the same name.

@@ -25,6 +25,7 @@ SWEPT_KEYS = ("l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_s
 # Knobs a sweep holds fixed that trials.csv still records per trial, as config_<knob>.
 CONFIG_KEYS = ("augment", "learning_rate", "lr_schedule", "batch_size", "seed")
 TRAIN_RUNS_DIR = "train_runs"  # <experiment>/train_runs/<trial_id>/: each trial's Ray Train run
+CONFIRM_DIR = "confirm"  # <experiment>/confirm/: the confirm stage's Tune experiment (its own train_runs/)
 TRIALS_CSV, EPOCHS_CSV, SWEEP_JSON = "trials.csv", "epochs.csv", "sweep.json"
 SWEEP_YAML = "sweep.yaml"  # the sweep file with every value resolved (cnn/sweep_file.py): rerun it with --config
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
@@ -33,6 +34,8 @@ EPOCH_COLUMNS = ("trial_id", "epoch", *METRICS, "train_seconds", "val_seconds", 
                  "images_per_second", "learning_rate", "global_batch_size", "node_id",
                  "fit_started_at")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
+# trials.csv's stage: the search, then (with a confirm stage) the chosen configurations trained again.
+STAGE_SEARCH, STAGE_CONFIRM = "search", "confirm"
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -86,12 +89,13 @@ def worker_node_ids(checkpoint_uri: str) -> list[str]:
 
 
 def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, run_uri: str,
-               last_metrics: dict[str, Any], error: str | None, max_epochs: int, swept: tuple[str, ...] = ()
-               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+               last_metrics: dict[str, Any], error: str | None, max_epochs: int, swept: tuple[str, ...] = (),
+               stage: str = STAGE_SEARCH) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One trials.csv row and its epochs.csv rows. The knobs are the ones the trial trained with, as its
     checkpoints store them (with --scale-with-workers, the scaled batch and learning rate); `requested`
     (the base config with the trial's sample applied) only for a trial that never reached a checkpoint.
-    `swept`: the knobs the sweep varies, each a column of its own beside the study's five."""
+    `swept`: the knobs the sweep varies, each a column of its own beside the study's five; `stage`: the
+    search or the confirm stage."""
     states = checkpoint_states(run_uri)
     latest = max(states, key=lambda s: s[1].epochs_done, default=None)
     history = list(latest[1].history) if latest else []
@@ -99,7 +103,7 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     trained = TrainConfig.from_dict(latest[1].config) if latest and latest[1].config else requested
     epochs = [{"trial_id": trial_id, **{k: row.get(k) for k in EPOCH_COLUMNS[1:]}} for row in history]
     status, stop_reason = _status(history[-1]["stop_reason"] if history else "", error)
-    row: dict[str, Any] = {"trial_id": trial_id, "config_id": config_id(sample), "seed": trained.seed,
+    row: dict[str, Any] = {"trial_id": trial_id, "stage": stage, "config_id": config_id(sample), "seed": trained.seed,
                            "status": status, "stop_reason": stop_reason,
                            "epochs_run": len(history), "max_epochs": max_epochs}
     row.update(knob_values(trained, sample, swept))
@@ -115,6 +119,13 @@ def trial_rows(trial_id: str, sample: dict[str, Any], requested: TrainConfig, ru
     # Epochs after which a restarted worker group resumed from the checkpoint (Ray Train's FailureConfig).
     row["resumed_after_epochs"] = ";".join(str(e) for e in latest[1].resumed_after_epochs) if latest else ""
     return row, epochs
+
+
+def knob_columns(swept: tuple[str, ...] = ()) -> list[str]:
+    """trials.csv's columns of knobs (knob_values), the seed left out: what every replicate of one
+    configuration shares."""
+    return [*SWEPT_KEYS, *(key for key in swept if key not in SWEPT_KEYS),
+            *(f"config_{key}" for key in CONFIG_KEYS if key != "seed")]
 
 
 def config_id(sample: dict[str, Any]) -> str:

@@ -47,6 +47,9 @@ class SweepSettings:
     max_concurrent_trials: int | None = None  # None: as many as fit in the cluster at once
     search_seed: int = 0
     seeds: int = 1                  # trainings of every configuration, with seeds base.seed, base.seed + 1, ...
+    confirm_top: int = 0            # confirm stage: the best K configurations (plus the baselines) trained again; 0: none
+    confirm_seeds: int = 3          # confirm stage: trainings of each, with seeds the search did not use
+    confirm_epochs: int | None = None  # confirm stage: epochs of each (FIFO, no early stop); None: base.epochs
     trial_max_failures: int = 1     # Tune retries of a whole trial
     worker_max_failures: int = 2    # Ray Train restarts of a trial's worker group
 
@@ -55,10 +58,18 @@ class SweepSettings:
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         # A sweep file can hand any YAML value to any of these: whole numbers are checked as such.
         for key, low in (("num_samples", 1), ("startup_trials", 0), ("grace_period", 1), ("reduction_factor", 2), ("workers_per_trial", 1),
-                         ("search_seed", 0), ("seeds", 1), ("trial_max_failures", -1), ("worker_max_failures", -1)):
+                         ("search_seed", 0), ("seeds", 1), ("confirm_top", 0), ("confirm_seeds", 2),
+                         ("trial_max_failures", -1), ("worker_max_failures", -1)):
             value = getattr(self, key)
             _check(_is_whole(value) and value >= low, key, value, f"a whole number >= {low}"
-                   + (" (-1: without limit)" if low == -1 else ""))
+                   + (" (-1: without limit)" if low == -1 else "")
+                   + (" (one replicate gives no interval)" if key == "confirm_seeds" else "")
+                   + (" (0: no confirm stage)" if key == "confirm_top" else ""))
+        _check(self.confirm_epochs is None or (_is_whole(self.confirm_epochs) and self.confirm_epochs >= 1),
+               "confirm_epochs", self.confirm_epochs, "a whole number >= 1, or null for train.epochs")
+        if self.confirm_top:  # the confirm stage chooses on validation accuracy
+            _check(self.base.validation_fraction > 0, "confirm_top", self.confirm_top,
+                   "0 when validation_fraction is 0 (the confirm stage chooses on validation accuracy)")
         _check(is_number(self.cpus_per_worker), "cpus_per_worker", self.cpus_per_worker, "a number > 0")
         _check(self.gpus_per_worker == AUTO or is_number(self.gpus_per_worker),
                "gpus_per_worker", self.gpus_per_worker, f">= 0 or {AUTO!r}")
@@ -127,6 +138,19 @@ class SweepSettings:
         replicate = int(sample.pop(REPLICATE_KEY, 0))
         config = self.space.apply(self.base, sample)
         return config if replicate == 0 else config.replace(seed=config.seed + replicate)
+
+    def confirm_stage(self) -> "SweepSettings":
+        """The settings of the confirm stage's trials: the same space (ties and fixed values apply
+        alike), confirm_epochs epochs each under FIFO, confirm_seeds replicates, no confirm of its own."""
+        epochs = self.confirm_epochs or self.base.epochs
+        return self.replace(base=self.base.replace(epochs=epochs), scheduler="fifo", seeds=self.confirm_seeds,
+                            grace_period=min(self.grace_period, epochs), confirm_top=0)
+
+    def confirm_replicate(self, index: int) -> int:
+        """The replicate index (REPLICATE_KEY) of a confirm trial's index-th seed: after the search's
+        seeds, so that no confirm trial repeats a search trial's seed (the winner was chosen partly
+        for its seeds' luck; fresh seeds measure the configuration, not the luck)."""
+        return self.seeds + index
 
     def num_trials(self) -> int:
         """Trials the sweep runs: every grid point; a random search runs its baseline points once

@@ -14,7 +14,8 @@ from typing import Any
 from ray import tune
 
 from cnn.data import Dataset
-from cnn.sweep_results import SWEEP_JSON, SWEEP_YAML, TRAIN_RUNS_DIR, trial_rows, write_tables, write_text
+from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, SWEEP_JSON, SWEEP_YAML, TRAIN_RUNS_DIR,
+                               knob_columns, trial_rows, write_tables, write_text)
 from cnn.sweep_settings import SweepSettings
 from cnn.replicas import WorkerResources
 from cnn_ray.tuner import METRIC, MODE
@@ -23,19 +24,33 @@ PACKAGES = ("ray", "tensorflow", "tf_keras", "numpy", "pandas", "matplotlib")
 
 
 def collect_trials(experiment: str, settings: SweepSettings) -> tuple[list[dict], list[dict]]:
-    """Rows for trials.csv and epochs.csv from Tune's stored experiment state and the checkpoints."""
-    analysis = tune.ExperimentAnalysis(experiment, default_metric=METRIC, default_mode=MODE)
-    trials, epochs = [], []
+    """Rows for trials.csv and epochs.csv from Tune's stored experiment state and the checkpoints:
+    the search's trials, then the confirm stage's (<experiment>/confirm) if it started."""
+    trials, epochs, _ = stage_trials(experiment, settings, STAGE_SEARCH)
+    confirm = f"{experiment}/{CONFIRM_DIR}"
+    if settings.confirm_top and tune.Tuner.can_restore(confirm):
+        confirm_trials, confirm_epochs, _ = stage_trials(confirm, settings.confirm_stage(), STAGE_CONFIRM)
+        trials, epochs = trials + confirm_trials, epochs + confirm_epochs
+    return trials, epochs
+
+
+def stage_trials(tune_experiment: str, settings: SweepSettings, stage: str
+                 ) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """One stage's trials.csv and epochs.csv rows, and the sample of each trial by trial id."""
+    analysis = tune.ExperimentAnalysis(tune_experiment, default_metric=METRIC, default_mode=MODE)
+    trials, epochs, samples = [], [], {}
     for trial in analysis.trials:
         sample = dict(trial.config or {})
         error = _first_line(trial.error_file) if trial.status == "ERROR" else None
         row, rows = trial_rows(trial.trial_id, sample, settings.trial_config(sample),
-                               f"{experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
-                               trial.last_result or {}, error, settings.base.epochs, swept=settings.space.knobs)
+                               f"{tune_experiment}/{TRAIN_RUNS_DIR}/{trial.trial_id}",
+                               trial.last_result or {}, error, settings.base.epochs, swept=settings.space.knobs,
+                               stage=stage)
         row["tune_status"] = trial.status
         trials.append(row)
         epochs.extend(rows)
-    return trials, epochs
+        samples[trial.trial_id] = sample
+    return trials, epochs, samples
 
 
 def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, float], resources: WorkerResources,
@@ -74,14 +89,26 @@ def write_sweep_record(experiment: str, run: dict[str, Any], settings: SweepSett
     """The tables and the final sweep.json, once Tune has returned."""
     trials, epochs = collect_trials(experiment, settings)
     trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
+    configs_csv = write_configs(experiment, trials, settings)
     record = {**run, "state": "finished",
               "timeline": {**run.get("timeline", {}), "tables_written": time.time()},
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "wall_seconds": round(time.time() - started, 1),
               "trials": len(trials),
-              "trials_csv": trials_csv, "epochs_csv": epochs_csv}
+              "trials_csv": trials_csv, "epochs_csv": epochs_csv, "configs_csv": configs_csv}
     write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(record, indent=2, default=str))
     return record
+
+
+def write_configs(experiment: str, trials: list[dict], settings: SweepSettings) -> str:
+    """configs.csv (analysis.configs): every configuration and stage, its replicates summarised."""
+    import pandas as pd
+
+    from analysis.configs import CONFIGS_CSV, config_table
+
+    uri = f"{experiment}/{CONFIGS_CSV}"
+    write_text(uri, config_table(pd.DataFrame(trials), knob_columns(settings.space.knobs)).to_csv(index=False))
+    return uri
 
 
 def git_commit() -> str:

@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sweep.add_argument("--search-seed", type=int, help="seed of the search (random sampling, TPE's sampler)")
     sweep.add_argument("--seeds", type=int, metavar="N",
                        help="train every configuration N times, with seeds --seed, --seed + 1, ... (replicates)")
+    sweep.add_argument("--confirm-top", type=int, metavar="K",
+                       help="confirm stage: after the search, train the K best configurations (by mean validation "
+                            "accuracy) and the baselines again with fresh seeds, FIFO; 0: no confirm stage")
+    sweep.add_argument("--confirm-seeds", type=int, metavar="N", help="confirm stage: trainings of each configuration")
+    sweep.add_argument("--confirm-epochs", type=int, metavar="E", help="confirm stage: epochs of each training")
     res = parser.add_argument_group("resources")
     res.add_argument("--workers-per-trial", type=int,
                      help="Ray Train workers per trial (full preset: 1; 2 or more make each trial faster)")
@@ -88,7 +93,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
     base = config_from_args(args, preset.base)
     changes: dict[str, Any] = {"base": base, "space": _space_under_flags(args, preset.space)}
     for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
-                "seeds", "workers_per_trial",
+                "seeds", "confirm_top", "confirm_seeds", "confirm_epochs", "workers_per_trial",
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cnn_ray import tuner as sweep_lib
     from cnn_ray.run_record import describe_run, write_started_record, write_sweep_record
+    from cnn_ray.confirm import confirm_path
     from cnn_ray.storage_watch import probe_write
     from cnn_ray.trial import TrialPlan
 
@@ -190,10 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     trials = settings.num_trials()
     replicated = (f" ({settings.num_configurations()} configurations x {settings.seeds} seeds)"
                   if settings.seeds > 1 else "")
+    confirm = settings.confirm_stage()
+    confirm_plan = (f"then the {settings.confirm_top} best configurations by mean validation accuracy, and the "
+                    f"{len(settings.space.baselines)} baseline(s), again: {confirm.seeds} fresh seeds x "
+                    f"{confirm.base.epochs} epochs each, FIFO" if settings.confirm_top else "none")
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
         "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
-        "scheduler": settings.scheduler, "budget": f"{trials} trials{replicated} x up to {settings.base.epochs} epochs "
+        "scheduler": settings.scheduler, "confirm_stage": confirm_plan, "budget": f"{trials} trials{replicated} x up to {settings.base.epochs} epochs "
                                                    f"= {trials * settings.base.epochs} trial-epochs at most",
         "per_trial": {"workers": resources.num_workers, **resources.per_worker(),
                       "replicas": resources.layout().replicas_in_sync},
@@ -204,24 +214,54 @@ def main(argv: list[str] | None = None) -> None:
     data_ref = ray.put(data)  # read once; every trial and worker takes it from the object store
     started = time.time()
     run = describe_run(settings, data, cluster, resources, concurrent, started=started, argv=sys.argv)
+    confirming = bool(settings.confirm_top) and args.resume and ray.tune.Tuner.can_restore(confirm_path(experiment))
     if args.resume:
-        tuner = sweep_lib.restore_tuner(experiment, plan, data_ref)
         run = {**_stored_record(experiment), **run, "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    else:
-        tuner = sweep_lib.build_tuner(plan, data_ref, root, name, concurrent)
     write_started_record(experiment, run, dump_sweep(settings))
     timeline["tuner_started"] = time.time()
-    tuner.fit()
+    if not confirming:  # the confirm stage starts once the search has finished
+        tuner = (sweep_lib.restore_tuner(experiment, plan, data_ref) if args.resume
+                 else sweep_lib.build_tuner(plan, data_ref, root, name, concurrent))
+        tuner.fit()
     timeline["tuner_ended"] = time.time()
     problem = probe_write(experiment)
     if problem:
         _storage_failed(experiment, root, name, problem)
+    if settings.confirm_top:
+        _confirm_stage(plan, data_ref, concurrent, resume=confirming)
+        timeline["confirm_ended"] = time.time()
+        problem = probe_write(experiment)
+        if problem:
+            _storage_failed(experiment, root, name, problem)
     record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
     _print_leaderboard(record["trials_csv"], settings.space.knobs)
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
           f"tensorboard --logdir {experiment}", flush=True)
     report = _build_report(experiment, args.data_dir)
     print(f"report: {report}", flush=True)
+
+
+def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> None:
+    """Train the search's best configurations and the baselines again (cnn_ray.confirm), or continue
+    doing so after an interruption."""
+    from cnn_ray.confirm import build_confirm_tuner, chosen_configurations, confirm_path, confirm_points
+    from cnn_ray.trial import TrialPlan
+    from cnn_ray.tuner import restore_tuner
+
+    settings = plan.settings.confirm_stage()
+    stage_plan = TrialPlan(settings, plan.resources, confirm_path(plan.experiment_path))
+    if resume:
+        print(f"== confirm stage: continuing {stage_plan.experiment_path}", flush=True)
+        restore_tuner(stage_plan.experiment_path, stage_plan, data_ref).fit()
+        return
+    chosen, samples = chosen_configurations(plan.experiment_path, plan.settings)
+    points = confirm_points(plan.settings, list(samples.values()))
+    print(f"== confirm stage: {len(samples)} configurations x {plan.settings.confirm_seeds} seeds x "
+          f"{settings.base.epochs} epochs = {len(points)} trials, FIFO, in {stage_plan.experiment_path}", flush=True)
+    columns = [c for c in ("config_id", "n", "val_accuracy_mean", *plan.settings.space.knobs) if c in chosen.columns]
+    print(chosen[columns].to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+    build_confirm_tuner(stage_plan, data_ref, points, concurrent).fit()
 
 
 def _storage_failed(experiment: str, root: str, name: str, problem: str) -> NoReturn:

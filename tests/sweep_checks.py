@@ -16,6 +16,7 @@ import pandas as pd
 from cnn.checkpoint_state import STATE_FILE, CheckpointState
 from cnn.model_io import load_model
 from cnn.sweep_file import load_sweep_file
+from cnn.sweep_results import CONFIRM_DIR
 from cnn.sweep_settings import SweepSettings
 from cnn_ray.trial_clock import read_trial_times
 
@@ -79,12 +80,16 @@ def check_timing_records(experiment: Path, record: dict, trials: pd.DataFrame, e
     steps = ["launched", "ray_starting", "ray_ready", "tuner_started", "tuner_ended", "tables_written"]
     assert [timeline[k] for k in steps] == sorted(timeline[k] for k in steps)
     times = read_trial_times(str(experiment))
-    assert set(times) == set(trials["trial_id"]), f"a start and an end for every trial: {times}"
+    confirm_times = read_trial_times(str(experiment / CONFIRM_DIR))  # the confirm stage's own experiment
+    assert set(times) | set(confirm_times) == set(trials["trial_id"]), f"a start and an end for every trial: {times}"
     since = 0.0 if "resumed" in record else timeline["tuner_started"]  # a resumed sweep's timeline is its own
+    stage_end = {**{t: timeline["tuner_ended"] for t in times},
+                 **{t: timeline.get("confirm_ended", 0.0) for t in confirm_times}}
+    times = {**times, **confirm_times}
     stopped = set(trials.loc[trials["status"] == "stopped_early", "trial_id"])
     for trial_id, mine in epochs[epochs["trial_id"].isin([t for t, v in times.items() if v.get("ends")])].groupby("trial_id"):
         started, ended = min(times[trial_id]["starts"]), max(times[trial_id]["ends"])
-        assert since <= started <= mine["fit_started_at"].min() and ended <= timeline["tuner_ended"]
+        assert since <= started <= mine["fit_started_at"].min() and ended <= stage_end[trial_id]
         if trial_id not in stopped:  # a stopped trial's workers may finish one more epoch after Tune's end
             assert (mine["fit_started_at"] + mine["epoch_seconds"]).max() <= ended
 

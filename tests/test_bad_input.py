@@ -46,6 +46,8 @@ CASES = [
     ("dropout out of range", ["--dropout-conv", "1.5"], {}, "dropout_conv=1.5 is out of range"),
     ("negative grid L2", ["--grid-l2", "-1"], {}, "l2_conv=-1.0 is out of range"),
     ("no replicates at all", ["--seeds", "0"], {}, "seeds=0 is out of range; allowed: a whole number >= 1"),
+    ("a confirm stage of one seed", ["--confirm-top", "1", "--confirm-seeds", "1"], {},
+     "confirm_seeds=1 is out of range; allowed: a whole number >= 2 (one replicate gives no interval)"),
     ("grid values without a grid", ["--search", "random", "--grid-l2", "0"], {}, "add --search grid"),
     ("a flag on a knob the sweep's augmentation strength sets", ["--rotation-degrees", "10"], {},
      "--rotation-degrees: the sweep file varies augment_strength, which sets it"),

@@ -140,3 +140,25 @@ def test_a_restored_replicated_search_finishes_the_half_run_configuration(tmp_pa
     assert before + [t.config for t in running] + after == uninterrupted, \
         "the half-run configuration keeps its remaining seed, then the search goes on as it would have"
     assert resumed.is_finished()
+
+
+def test_the_confirm_stage_runs_exactly_its_points_each_seed_once():
+    from ray.tune.experiment import Experiment
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from cnn_ray.confirm import confirm_points, points_space
+
+    settings = load_sweep_text(REPLICATED_SWEEP.replace("ALGORITHM", "tpe") + "confirm: {top: 2, seeds: 2}\n",
+                               "seeds.yaml")
+    chosen = [{"l2_conv": 1e-3, "dropout_conv": 0.3}, {"l2_conv": 0.0, "dropout_conv": 0.25}]
+    points = confirm_points(settings, chosen)
+    search = BasicVariantGenerator(points_to_evaluate=points, max_concurrent=2)
+    search.add_configurations(Experiment("confirm", lambda config: None, config=points_space(points),
+                                         num_samples=len(points)))
+    configs = drive(search, len(points))
+    assert configs == points
+    assert search.next_trial() is None and search.is_finished(), "no trial beyond the points"
+    # seeds 3: the search trained 7, 8, 9 (train.seed 7); the confirm stage 10 and 11.
+    stage = settings.confirm_stage()
+    assert [stage.trial_config(c).seed for c in configs] == [10, 11, 10, 11]
+    assert len({config_id(c) for c in configs}) == 2

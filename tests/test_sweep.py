@@ -9,10 +9,12 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cnn.model_io import load_model
 from cnn.sweep_file import load_sweep_file
+from cnn.sweep_results import CONFIRM_DIR
 from cnn_ray.trial_clock import read_trial_times
 from ray_cluster import head_node as start_head, token_env
 from search_driver import drive, generator
@@ -87,6 +89,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
 
 # A TPE sweep with the L2 = 0 baseline outside its log domain: the searcher's saved state (Optuna's
 # study and sampler, the baselines wrapper, the concurrency limiter) is what --resume must restore.
+# Then a confirm stage: the best configuration and the baseline, each twice with fresh seeds.
 RESUMABLE_TPE = """\
 train: {dataset: mnist, limit: 1200, test_limit: 500, epochs: 2, batch_size: 64, bn_momentum: 0.9,
         horizontal_flip: false}
@@ -98,6 +101,7 @@ baselines:
   - {l2_conv: 0.0}
 scheduler: {name: fifo}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
+confirm: {top: 1, seeds: 2, epochs: 1}
 """
 
 
@@ -121,18 +125,39 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     assert not (experiment / "trials.csv").exists()
 
     resumed_at = time.time()
+    # Resumed, and killed again once the confirm stage has finished a trial and started the next.
+    driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args, "--resume"], cwd=REPO, env=job_env(data_dir),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        confirmed = wait_until(lambda: finished_and_next_started(experiment / CONFIRM_DIR), driver, 900,
+                               "a finished confirm trial, the next one started")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before.update({trial: sorted(p.name for p in (experiment / CONFIRM_DIR / "train_runs" / trial).glob("checkpoint_*"))
+                   for trial in confirmed})
+
     resumed = run_sweep([*args, "--resume"], data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials, _ = check_tables(experiment, expected_trials=3)  # the number of trials planned, no more
-    assert set(trials["status"]) == {"finished"} and (trials["epochs_run"] == 2).all()
+    configs = pd.read_csv(experiment / "configs.csv")
+    search = configs[configs.stage == "search"]
+    chosen = {search.iloc[0]["config_id"], search.loc[search.l2_conv == 0, "config_id"].iloc[0]}  # best, baseline
+    trials, _ = check_tables(experiment, expected_trials=3 + 2 * len(chosen))  # the trials planned, no more
+    searched, confirm = trials[trials.stage == "search"], trials[trials.stage == "confirm"]
+    assert set(trials["status"]) == {"finished"} and (searched["epochs_run"] == 2).all()
+    # The confirm stage: each chosen configuration twice, 1 epoch, with seeds the search did not use.
+    assert set(confirm["config_id"]) == chosen and (confirm["epochs_run"] == 1).all()
+    assert all(sorted(group["seed"]) == [1, 2] for _, group in confirm.groupby("config_id"))
+    assert list(configs.loc[configs.stage == "confirm", "n"]) == [2] * len(chosen)
     # TPE's first proposals are its seeded random start-up draws, whatever the results: a clean run
     # proposes these. A searcher restarted without its saved state would propose the first of them
     # again, and rerun the baseline.
     planned = [config["l2_conv"] for config in drive(generator(load_sweep_file(sweep_file), 1), 3, at_once=1)]
     assert planned[0] == 0.0
-    assert sorted(trials["l2_conv"]) == pytest.approx(sorted(planned), rel=1e-12), "the trials a clean run has"
+    assert sorted(searched["l2_conv"]) == pytest.approx(sorted(planned), rel=1e-12), "the trials a clean run has"
     for trial, checkpoints in before.items():
-        after = sorted(p.name for p in (experiment / "train_runs" / trial).glob("checkpoint_*"))
+        folder = experiment / ("train_runs" if trial in finished else f"{CONFIRM_DIR}/train_runs")
+        after = sorted(p.name for p in (folder / trial).glob("checkpoint_*"))
         assert after == checkpoints, f"finished trial {trial} was trained again"
     times = read_trial_times(str(experiment))  # the resumed sweep kept the first run's trial times
     assert all(min(times[trial]["starts"]) < resumed_at and times[trial]["ends"] for trial in finished)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from cnn.sweep_settings import REPLICATE_KEY
 from cnn.sweep_file import PRESETS, PRESETS_DIR, SweepFileError, dump_sweep, load_sweep_file, preset_names
 
 # The README's example: the learning rate and the dense width, Optuna's TPE and ASHA.
@@ -93,6 +94,12 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
      + "seeds: 2\n", "search.algorithm: random with seeds=2 cannot search grid domains (dense_units)"),
     (MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("epochs: 9", "epochs: 9\n  validation_fraction: 0")
      + "seeds: 2\n", "seeds: 2 is out of range; allowed: 1 with search=random when validation_fraction is 0"),
+    (MY_SWEEP + "confirm: {top: 2, seeds: 1}\n",
+     "confirm.seeds: 1 is out of range; allowed: a whole number >= 2 (one replicate gives no interval)"),
+    (MY_SWEEP + "confirm: {top: 2, repeats: 3}\n", "repeats: unknown key in confirm; allowed: top, seeds, epochs"),
+    (MY_SWEEP + "confirm: {top: 2, epochs: 0}\n", "confirm.epochs: 0 is out of range; allowed: a whole number >= 1"),
+    (MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("epochs: 9", "epochs: 9\n  validation_fraction: 0")
+     + "confirm: {top: 2}\n", "confirm.top: 2 is out of range; allowed: 0 when validation_fraction is 0"),
 ])
 def test_a_bad_sweep_file_gets_one_line_naming_the_file_and_the_key(tmp_path, text, says):
     path = write(tmp_path, text)
@@ -128,6 +135,21 @@ def test_a_flag_overrides_the_files_fixed_value(tmp_path):
     settings = settings_for(["--config", str(write(tmp_path, MY_SWEEP)), "--dropout-dense", "0.3"])
     assert "dropout_dense" not in settings.space.fixed
     assert settings.trial_config({"learning_rate": 1e-3, "dense_units": 128}).dropout_dense == 0.3
+
+
+def test_the_confirm_stage_trains_fresh_seeds_for_its_epochs_under_fifo(tmp_path):
+    settings = settings_for(["--config", str(write(tmp_path, MY_SWEEP + "seeds: 2\nconfirm: {top: 3, epochs: 4}\n")),
+                             "--confirm-seeds", "5"])
+    assert (settings.confirm_top, settings.confirm_seeds, settings.confirm_epochs) == (3, 5, 4)
+    stage = settings.confirm_stage()
+    assert (stage.base.epochs, stage.scheduler, stage.seeds, stage.confirm_top) == (4, "fifo", 5, 0)
+    # The search trained seeds 0 and 1 (train.seed 0, two seeds); the confirm stage the next five.
+    sample = {"learning_rate": 1e-3, "dense_units": 128}
+    seeds = [stage.trial_config({**sample, REPLICATE_KEY: settings.confirm_replicate(i)}).seed for i in range(5)]
+    assert seeds == [2, 3, 4, 5, 6]
+    assert "confirm: {top: 3, seeds: 5, epochs: 4}" in dump_sweep(settings)
+    assert load_sweep_file(write(tmp_path, dump_sweep(settings), "again.yaml")) == settings
+    assert settings_for(["--config", str(write(tmp_path, MY_SWEEP))]).confirm_top == 0, "no confirm stage unless asked"
 
 
 def test_seeds_from_the_file_or_the_flag_multiply_the_trials(tmp_path):

@@ -77,4 +77,4 @@ def test_replicates_of_a_configuration_share_its_config_id_and_record_their_seed
     assert [row["seed"] for row in rows] == [base_seed, base_seed + 1, base_seed]
     assert rows[0]["config_id"] == rows[1]["config_id"] != rows[2]["config_id"]
     trials_csv, _ = tables_text(rows, [])
-    assert trials_csv.splitlines()[0].split(",")[:3] == ["trial_id", "config_id", "seed"]
+    assert trials_csv.splitlines()[0].split(",")[:4] == ["trial_id", "stage", "config_id", "seed"]
