@@ -8,7 +8,7 @@ every trial is also compared at the last epoch all compared trials reached, from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,7 +88,9 @@ def fairness_note(summary: list[dict[str, Any]], common: int | None) -> str:
             f"without and {page.pct(on['best_val_at_common_epoch'])} with augmentation.")
 
 
-def section(experiment: Experiment, out: Path, context: str) -> Section:
+def section(experiment: Experiment, out: Path, context: str, evidence: Sequence[str] = ()) -> Section:
+    """`experiment`: the search stage's trials; `evidence`: the paragraphs on augmentation from the seed
+    replicates (analysis.evidence.study_parts), shown first."""
     frame, common = with_common_epoch(experiment.trials, experiment.epochs)
     if frame["augmented"].all() or not frame["augmented"].any():
         state = "on" if frame["augmented"].all() else "off"
@@ -100,7 +102,7 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
            "common_val_accuracy", "common_test_accuracy"]].to_csv(out / "augmentation.csv", index=False)
     pd.DataFrame(summary).to_csv(out / "augmentation_summary.csv", index=False)
 
-    parts: list[Any] = []
+    parts: list[Any] = [*evidence, page.heading("Trial by trial") if evidence else ""]
     note = fairness_note(summary, common)
     if note:
         parts.append(page.warning(note))

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cnn.sweep_results import STAGE_SEARCH
+
 from analysis import importance, page, parallel, plots
 from analysis.knobs import CATEGORY, LABELS, LOG, Knob, swept_knobs
 from analysis.page import Html, Section
@@ -57,15 +59,19 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
         "epochs, so they sit lower partly for that reason; failed trials have no accuracy and are drawn at the "
         "bottom.", css="note")]
     knobs = swept_knobs(experiment)
+    configs = experiment.configs
+    replicated = configs[(configs["n"] >= 2) & (configs["stage"] == STAGE_SEARCH)]
     if not knobs:
         parts.append(page.unavailable("No hyperparameter took more than one value in this sweep."))
     for knob in knobs:
         if best is not None and knob.is_numeric:
             parts.append(edge_warning(knob.name, knob.label, trials[knob.name], best) or "")
-        png = plot_effect(trials, knob, best, out, knobs)
+        png = plot_effect(trials, knob, best, out, knobs, replicated)
+        means = (" Black bars: each configuration's mean over its seeds with its 95% confidence interval "
+                 "(Student's t)." if len(replicated) else "")
         parts.append(page.figure(png, f"best validation accuracy against {knob.label}",
                                  f"Best validation accuracy of every trial against {knob.label}; the star marks the "
-                                 "best trial.", context))
+                                 f"best trial.{means}", context))
     if len(knobs) >= 2:
         png, drawn = parallel.plot(trials, knobs, out)
         left_out = len(trials) - drawn
@@ -84,7 +90,10 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
     return Section("effects", "3. Hyperparameter effects", page.join(parts))
 
 
-def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: Path, knobs: list[Knob]) -> Path:
+def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: Path, knobs: list[Knob],
+                replicated: pd.DataFrame | None = None) -> Path:
+    """One knob's plot; `replicated`: configs.csv rows of configurations with two or more seeds, drawn
+    as means with error bars over the trials."""
     fig, axes = plots.new_figure(7.0, 4.0)
     ax = axes[0, 0]
     values = knob.positions(trials[knob.name])
@@ -104,6 +113,8 @@ def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: P
         hollow = status == "stopped_early"
         ax.scatter(x[mask], y, marker=style["marker"], s=55, zorder=3, label=style["label"],
                    facecolors="none" if hollow else style["color"], edgecolors=style["color"], linewidths=1.5)
+    if replicated is not None and len(replicated):
+        _draw_means(ax, replicated, knob, zero_at)
     if best is not None:
         bx = x[trials.index.get_loc(best.name)]
         ax.scatter([bx], [100 * best["best_val_accuracy"]], marker="*", s=260, facecolors="none",
@@ -121,6 +132,18 @@ def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return plots.save(fig, out, f"effect_{knob.name}")
+
+
+def _draw_means(ax: Any, configs: pd.DataFrame, knob: Knob, zero_at: float | None) -> None:
+    """Each configuration's mean best validation accuracy over its seeds, with its 95% interval."""
+    x = knob.positions(configs[knob.name])
+    if knob.scale == LOG and zero_at is not None:
+        x = np.where(x == 0, zero_at, x)
+    mean = 100 * configs["val_accuracy_mean"].to_numpy(dtype=float)
+    low = np.nan_to_num(mean - 100 * configs["val_accuracy_ci_low"].to_numpy(dtype=float), nan=0.0)
+    high = np.nan_to_num(100 * configs["val_accuracy_ci_high"].to_numpy(dtype=float) - mean, nan=0.0)
+    ax.errorbar(x, mean, yerr=[low, high], fmt="_", color="black", markersize=16, capsize=4, linewidth=1.2,
+                zorder=5, label="mean of the seeds, 95% CI")
 
 
 def _draw_groups(ax: Any, trials: pd.DataFrame, knob: Knob, knobs: list[Knob], x: np.ndarray,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,7 +105,10 @@ def conclusion(group: L2Group, column: str, total_norms: list[float] | None, see
     return sentence
 
 
-def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, context: str) -> Section:
+def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, context: str,
+            evidence: Sequence[str] = ()) -> Section:
+    """`trials`: the search stage's; `evidence`: the paragraphs on L2 from the seed replicates
+    (analysis.evidence.study_parts), shown first."""
     column = L2
     groups = l2_groups(trials)
     if column in trials.columns and trials[column].nunique(dropna=True) == 1:
@@ -113,10 +116,10 @@ def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, con
             f"This sweep did not vary L2: every trial had {column} = {trials[column].dropna().iloc[0]:g}. Add "
             f"{column} to the sweep file's space (with an L2 = 0 baseline) for the original study's comparison."))
     if not groups:
-        return Section("l2-study", TITLE, page.unavailable(
+        return Section("l2-study", TITLE, page.join([*evidence, page.unavailable(
             "No augmentation setting has trials at two or more L2 strengths with a validation accuracy, "
-            "so there is no like-for-like L2 comparison in this sweep."))
-    parts: list[Any] = [page.paragraph(
+            "so there is no like-for-like L2 comparison in this sweep.")]))
+    parts: list[Any] = [*evidence, page.heading("Trial by trial") if evidence else "", page.paragraph(
         "Trials are compared within one augmentation setting at a time, so that augmentation does not blur the "
         "effect of L2. Weights are each trial's kernels at its best checkpoint; the gap is train minus validation "
         "accuracy (the train figure is the running mean over the epoch with dropout on).", css="note")]

@@ -13,16 +13,18 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from cnn.devices import enable_memory_growth
-from cnn.sweep_results import EPOCHS_CSV, TRIALS_CSV, write_text
+from cnn.sweep_results import EPOCHS_CSV, TRIALS_CSV, knob_columns, write_text
 
 from analysis import (augmentation, curves, effects, feature_maps, l2_study, leaderboard, page, predictions,
                       storage, study)
 from analysis.checkpoints import load_models, load_test_data
 from analysis.page import Section
-from analysis.results import Experiment, best_trial, context_line, load_experiment
+from analysis.evidence import study_parts
+from analysis.results import (Experiment, augmentation_label, best_trial, context_line, load_experiment,
+                              search_stage)
 
 OUTPUT_DIR = "analysis"
 REPORT_FILE = "summary.html"
@@ -57,12 +59,13 @@ def build_report(experiment: str, data_dir: str | None = None, out: str | None =
 
 def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | None) -> str:
     context = context_line(experiment)
-    trials = experiment.trials
+    searched = search_stage(experiment)  # trial-by-trial comparisons at the search's epochs
+    trials = searched.trials
     best = best_trial(trials)
     sections = [
         _safely("study", "1. The study", lambda: study.section(experiment)),
         _safely("leaderboard", "2. Leaderboard", lambda: leaderboard.section(experiment, out)),
-        _safely("effects", "3. Hyperparameter effects", lambda: effects.section(experiment, out, context)),
+        _safely("effects", "3. Hyperparameter effects", lambda: effects.section(searched, out, context)),
         _safely("curves", "4. Training curves", lambda: curves.section(experiment, out, context)),
     ]
     # Every checkpoint the report needs, each loaded once: the best model and the L2 study's trials.
@@ -77,13 +80,23 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
                 lambda: feature_maps.section(best_model, data, data_error, out, context)),
         _safely("predictions", predictions.TITLE,
                 lambda: predictions.section(best_model, data, data_error, recorded_test, out, context)),
-        _safely("l2-study", l2_study.TITLE, lambda: l2_study.section(trials, models, out, context)),
-        _safely("augmentation", augmentation.TITLE, lambda: augmentation.section(experiment, out, context)),
+        _safely("l2-study", l2_study.TITLE,
+                lambda: l2_study.section(searched.trials, models, out, context,
+                                         evidence_on(experiment, l2_study.L2, lambda v: f"L2 = {v:g}"))),
+        _safely("augmentation", augmentation.TITLE,
+                lambda: augmentation.section(searched, out, context,
+                                             evidence_on(experiment, "augment_strength", augmentation_label))),
     ]
     name = experiment.location.rstrip("/").rsplit("/", 1)[-1]
     subtitle = (f"{context}. Built {time.strftime('%Y-%m-%d %H:%M')} from trials.csv, epochs.csv, sweep.json "
                 f"and the checkpoints in {experiment.location}.")
     return page.render_page(f"Sweep report: {name}", subtitle, sections)
+
+
+def evidence_on(experiment: Experiment, knob: str, label: Callable[[Any], str]) -> list[str]:
+    """A study's paragraphs from the seed replicates (analysis.evidence), over every stage's trials."""
+    swept = experiment.space.knobs if experiment.space is not None else ()
+    return study_parts(experiment.configs, experiment.trials, knob_columns(swept), knob, label)
 
 
 def _safely(key: str, title: str, build: Callable[[], Section]) -> Section:

@@ -7,6 +7,7 @@ NaN) so the sections can rely on column types.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -19,7 +20,7 @@ import pandas as pd
 
 from cnn.config import TrainConfig, is_number
 from cnn.search_space import SearchSpace
-from cnn.sweep_results import (EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
+from cnn.sweep_results import (STAGE_CONFIRM, EPOCH_COLUMNS, EPOCHS_CSV, METRICS, STATUS_FAILED, STATUS_FINISHED, STATUS_STOPPED,
                                SWEEP_JSON, SWEPT_KEYS, TRIALS_CSV, knob_columns, read_text)
 
 from analysis import storage
@@ -82,6 +83,17 @@ def load_experiment(location: str) -> Experiment:
                             trials_text, epochs_text)
     numeric_knobs(experiment.trials, experiment.space)
     return experiment
+
+
+def search_stage(experiment: Experiment) -> Experiment:
+    """The experiment's search-stage trials only: the sections that compare trial with trial at the
+    search's epochs (effects, the L2 and augmentation studies) leave the confirm stage's out."""
+    confirm = experiment.trials["stage"] == STAGE_CONFIRM
+    if not confirm.any():
+        return experiment
+    trials = experiment.trials[~confirm].reset_index(drop=True)
+    epochs = experiment.epochs[experiment.epochs["trial_id"].isin(set(trials["trial_id"]))].reset_index(drop=True)
+    return dataclasses.replace(experiment, trials=trials, epochs=epochs)
 
 
 def stored_space(sweep: dict[str, Any]) -> SearchSpace | None:

@@ -64,7 +64,7 @@ def main() -> None:
 
 def _sweep(scheduler: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as storage:
-        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--search", "random",
+        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--seeds", "1", "--search", "random",
                    "--num-samples", str(args.num_samples), "--search-seed", str(args.search_seed),
                    "--scheduler", scheduler, "--grace-period", str(args.grace_period),
                    "--reduction-factor", str(args.reduction_factor), "--epochs", str(args.epochs),

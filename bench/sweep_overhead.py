@@ -125,7 +125,7 @@ def _kerastuner_child(args: argparse.Namespace) -> None:
 
     # What the sweep side runs: the local preset's data and training, the random search's space
     # (untied: the local preset's grid ties l2_dense to l2_conv, which trial_config would apply).
-    settings = PRESETS["local"].replace(base=PRESETS["local"].base.replace(epochs=args.epochs), search="random",
+    settings = PRESETS["local"].replace(base=PRESETS["local"].base.replace(epochs=args.epochs), search="random", seeds=1,
                                         space=STANDARD_SPACES["random"])
     base = settings.base
     data = load_dataset(base.dataset, data_dir=args.data_dir, limit=base.limit, test_limit=base.test_limit,
@@ -199,7 +199,7 @@ class _EpochClock:
 
 def _run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as storage:
-        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--search", "random",
+        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--seeds", "1", "--search", "random",
                    "--scheduler", "asha", "--epochs", str(args.epochs), "--grace-period", str(args.grace_period),
                    "--reduction-factor", str(args.reduction_factor), "--num-samples", str(args.num_samples),
                    "--search-seed", str(args.search_seed), "--storage-path", storage, "--name", "overhead",

@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as storage:
-        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--storage-path", storage, "--name", "m",
+        command = [sys.executable, "jobs/sweep.py", "--preset", "local", "--seeds", "1", "--storage-path", storage, "--name", "m",
                    "--grid-l2", "0", "1e-3", "--grid-augment-strength", "1", "--epochs", str(args.epochs),
                    "--limit", str(args.limit), "--test-limit", "500", "--max-concurrent-trials", "1"]
         if args.data_dir:

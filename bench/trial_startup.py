@@ -34,7 +34,7 @@ from typing import Any
 
 from common import REPO, print_table, write_record
 
-SWEEP = ["--preset", "local", "--search", "grid", "--grid-l2", "0", "1e-4", "1e-3", "1e-2",
+SWEEP = ["--preset", "local", "--seeds", "1", "--search", "grid", "--grid-l2", "0", "1e-4", "1e-3", "1e-2",
          "--grid-augment-strength", "0", "--epochs", "1", "--grace-period", "1", "--limit", "400",
          "--test-limit", "200", "--max-concurrent-trials", "1"]
 COLUMNS = ["checkout", "run", "Ray start s", "launch to first epoch s", "trial start-up s (median)",

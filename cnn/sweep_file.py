@@ -15,6 +15,7 @@
       - {learning_rate: 0.001}
     seeds: 1                    # trainings of every configuration, with seeds train.seed, +1, ...
     confirm: {top: 2, seeds: 3, epochs: 9}  # then the 2 best (and the baselines) again, 3 fresh seeds each
+    final: true                 # then the winner trained on train + validation data, exported (final_model/)
     scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
     resources: {workers_per_trial: 1, cpus_per_worker: 1}
 
@@ -47,7 +48,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     "failures": {"trial_max_failures": "trial_max_failures", "worker_max_failures": "worker_max_failures"},
 }
 # Top-level keys that are SweepSettings fields of the same name.
-TOP_LEVEL_FIELDS = ("seeds",)  # seeds: trainings of every configuration (seed, seed + 1, ...)
+# seeds: trainings of every configuration (seed, seed + 1, ...); final: export the chosen configuration's model.
+TOP_LEVEL_FIELDS = ("seeds", "final")
 TOP_LEVEL = ("name", "train", *SECTIONS, *TOP_LEVEL_FIELDS, "space", "baselines")
 
 

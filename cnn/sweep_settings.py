@@ -50,6 +50,7 @@ class SweepSettings:
     confirm_top: int = 0            # confirm stage: the best K configurations (plus the baselines) trained again; 0: none
     confirm_seeds: int = 3          # confirm stage: trainings of each, with seeds the search did not use
     confirm_epochs: int | None = None  # confirm stage: epochs of each (FIFO, no early stop); None: base.epochs
+    final: bool = False             # then train the chosen configuration on train + validation data and export it
     trial_max_failures: int = 1     # Tune retries of a whole trial
     worker_max_failures: int = 2    # Ray Train restarts of a trial's worker group
 
@@ -67,6 +68,10 @@ class SweepSettings:
                    + (" (0: no confirm stage)" if key == "confirm_top" else ""))
         _check(self.confirm_epochs is None or (_is_whole(self.confirm_epochs) and self.confirm_epochs >= 1),
                "confirm_epochs", self.confirm_epochs, "a whole number >= 1, or null for train.epochs")
+        _check(isinstance(self.final, bool), "final", self.final, "true or false")
+        if self.final:  # the final model's configuration and epochs are chosen on validation accuracy
+            _check(self.base.validation_fraction > 0, "final", self.final,
+                   "false when validation_fraction is 0 (the configuration and its epochs are chosen on validation)")
         if self.confirm_top:  # the confirm stage chooses on validation accuracy
             _check(self.base.validation_fraction > 0, "confirm_top", self.confirm_top,
                    "0 when validation_fraction is 0 (the confirm stage chooses on validation accuracy)")
@@ -144,7 +149,7 @@ class SweepSettings:
         alike), confirm_epochs epochs each under FIFO, confirm_seeds replicates, no confirm of its own."""
         epochs = self.confirm_epochs or self.base.epochs
         return self.replace(base=self.base.replace(epochs=epochs), scheduler="fifo", seeds=self.confirm_seeds,
-                            grace_period=min(self.grace_period, epochs), confirm_top=0)
+                            grace_period=min(self.grace_period, epochs), confirm_top=0, final=False)
 
     def confirm_replicate(self, index: int) -> int:
         """The replicate index (REPLICATE_KEY) of a confirm trial's index-th seed: after the search's

@@ -72,7 +72,7 @@ def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, floa
         "driver_host": {"hostname": socket.gethostname(), "platform": platform.platform(),
                         "python": platform.python_version()},
         "git_commit": git_commit(),
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": package_versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
 
@@ -122,6 +122,10 @@ def git_commit() -> str:
     if out.returncode:
         return "unknown (not a git checkout)"
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def package_versions() -> dict[str, str]:
+    return {name: _version(name) for name in PACKAGES}
 
 
 def _version(name: str) -> str:

@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "accuracy) and the baselines again with fresh seeds, FIFO; 0: no confirm stage")
     sweep.add_argument("--confirm-seeds", type=int, metavar="N", help="confirm stage: trainings of each configuration")
     sweep.add_argument("--confirm-epochs", type=int, metavar="E", help="confirm stage: epochs of each training")
+    sweep.add_argument("--final", action="store_true", default=None,
+                       help="then train the chosen configuration on training + validation data and export it "
+                            "(<experiment>/final_model/: model.keras, saved_model/, model_card.json)")
     res = parser.add_argument_group("resources")
     res.add_argument("--workers-per-trial", type=int,
                      help="Ray Train workers per trial (full preset: 1; 2 or more make each trial faster)")
@@ -93,7 +96,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
     base = config_from_args(args, preset.base)
     changes: dict[str, Any] = {"base": base, "space": _space_under_flags(args, preset.space)}
     for key in ("search", "num_samples", "scheduler", "grace_period", "reduction_factor", "search_seed",
-                "seeds", "confirm_top", "confirm_seeds", "confirm_epochs", "workers_per_trial",
+                "seeds", "confirm_top", "confirm_seeds", "confirm_epochs", "final", "workers_per_trial",
                 "cpus_per_worker", "max_concurrent_trials"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
@@ -203,8 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
         "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
-        "scheduler": settings.scheduler, "confirm_stage": confirm_plan, "budget": f"{trials} trials{replicated} x up to {settings.base.epochs} epochs "
-                                                   f"= {trials * settings.base.epochs} trial-epochs at most",
+        "scheduler": settings.scheduler, "confirm_stage": confirm_plan,
+        "final_model": ("then the chosen configuration trained on training + validation data and exported"
+                        if settings.final else "none"),
+        "budget": f"{trials} trials{replicated} x up to {settings.base.epochs} epochs "
+                  f"= {trials * settings.base.epochs} trial-epochs at most",
         "per_trial": {"workers": resources.num_workers, **resources.per_worker(),
                       "replicas": resources.layout().replicas_in_sync},
         "cluster": cluster, "concurrent_trials": concurrent})
@@ -233,12 +239,39 @@ def main(argv: list[str] | None = None) -> None:
         problem = probe_write(experiment)
         if problem:
             _storage_failed(experiment, root, name, problem)
+    final_error = None
+    if settings.final:
+        final_error = _final_stage(plan, data, args.data_dir, run)
+        timeline["final_ended"] = time.time()
     record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
     _print_leaderboard(record["trials_csv"], settings.space.knobs)
-    print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}\n"
-          f"tensorboard --logdir {experiment}", flush=True)
+    _print_configurations(record["configs_csv"], settings.space.knobs)
+    print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}, "
+          f"{record['configs_csv']}\ntensorboard --logdir {experiment}", flush=True)
+    if settings.final and not final_error:
+        print(f"final model: {run['final_model']} (cnn-predict {run['final_model']} IMAGES...)", flush=True)
     report = _build_report(experiment, args.data_dir)
     print(f"report: {report}", flush=True)
+    if final_error:
+        print(f"error: the final model was not exported ({final_error}); the sweep's results are stored. Try "
+              f"again with: python jobs/sweep.py --storage-path {root} --name {name} --resume", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _final_stage(plan: Any, data: Any, data_dir: str | None, run: dict[str, Any]) -> str | None:
+    """Train and export the final model (cnn_ray.final_stage); its folder goes into `run`. A failure
+    is returned as one line, so that the tables and the report are still written."""
+    from cnn_ray.final_stage import run_final_stage
+
+    try:
+        run["final_model"] = run_final_stage(plan, data, data_dir)
+    except Exception as error:  # noqa: BLE001 - said at the end, after the results are stored
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        run["final_model_error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+        return run["final_model_error"]
+    return None
 
 
 def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> None:
@@ -324,6 +357,27 @@ def _print_leaderboard(trials_csv: str, knobs: tuple[str, ...]) -> None:
                if c in frame.columns]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print("== leaderboard (ranked by validation accuracy; test accuracy reported, never used to choose)")
+        print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+
+
+def _print_configurations(configs_csv: str, knobs: tuple[str, ...]) -> None:
+    """configs.csv's replicated configurations: mean validation and test accuracy with their 95% intervals."""
+    import io
+
+    import pandas as pd
+
+    from cnn.sweep_results import read_text
+
+    frame = pd.read_csv(io.StringIO(read_text(configs_csv)))
+    frame = frame[frame["n"] >= 2]
+    if frame.empty:
+        return
+    for name in ("val_accuracy", "test_accuracy"):
+        frame[name] = [f"{100 * m:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]" for m, lo, hi in
+                       zip(frame[f"{name}_mean"], frame[f"{name}_ci_low"], frame[f"{name}_ci_high"])]
+    columns = [c for c in ("config_id", "stage", "n", *knobs, "val_accuracy", "test_accuracy") if c in frame.columns]
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print("== configurations (mean over seeds [95% CI, Student's t]; ranked by validation within each stage)")
         print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
 
 

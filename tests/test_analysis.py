@@ -13,7 +13,7 @@ from analysis import build_report, page, plots
 from analysis.effects import edge_position
 from analysis.l2_study import L2Group, conclusion, trend
 from analysis.leaderboard import tie_note
-from analysis_fixtures import (SCRIPT, SCRIPT_ID, TRIALS, broken_best_copy, browser_check, build_tiny_experiment,
+from analysis_fixtures import (SCRIPT, SCRIPT_ID, TRIALS, broken_best_copy, replicated_copy, browser_check, build_tiny_experiment,
                                install_chromium, messy_copy, screenshot)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,6 +132,27 @@ def test_messy_results_render_and_their_text_is_escaped(experiment, data_dir, ch
     assert seen["alerts"] == [] and seen["errors"] == []
     assert seen["leaderboard_rows"] == 5 and seen["decoded"] == seen["images"] > 0
     assert _not_blank(screenshot(chromium, report, ARTIFACTS / "analysis_summary_messy.png", tmp_path))
+
+
+def test_seed_replicates_are_weighed_with_intervals_and_welch_tests(experiment, data_dir, tmp_path):
+    replicated = replicated_copy(experiment, tmp_path / "replicated")
+    html = Path(build_report(str(replicated), data_dir=str(data_dir))).read_text()
+    assert "could not be built" not in html
+    configs = pd.read_csv(replicated / "analysis" / "configs.csv")
+    confirm = configs[configs.stage == "confirm"]
+    assert len(confirm) == 3 and (confirm["n"] == 3).all()
+    assert "Configurations, confirm stage" in html and len(_table_rows(html, "configurations")) == 3
+    # The L2 = 0.001 configuration leads by 3 points over intervals of +-0.5: a winner.
+    assert re.search(r'class="conclusion">[0-9a-f]{8} \(l2_conv = 0.001, augment_strength = 0, l2_dense = 0.001\) wins',
+                     html)
+    # The L2 study: 0.001 against 0 without augmentation, 3 seeds each, Welch's test, beyond noise.
+    assert "L2 = 0.001 against L2 = 0 (all else equal; 3 and 3 seeds): test accuracy +3.00 points" in html
+    assert "): larger than seed-to-seed noise. The train−validation gap moves +0.00 points (p = 1), not larger" in html
+    assert "Welch&#x27;s t-test" in html
+    # Augmentation: on against off at L2 = 0, the same accuracies: not larger than noise.
+    assert "augmentation strength 1 against augmentation off" in html and "not larger than seed-to-seed noise" in html
+    # The trial-by-trial sections keep to the search stage: its 3 trials in the L2 study's table.
+    assert len(pd.read_csv(replicated / "analysis" / "l2_study.csv")) == 2
 
 
 def test_unloadable_best_checkpoint_is_reported_through_a_uri(experiment, data_dir, tmp_path):

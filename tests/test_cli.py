@@ -17,8 +17,9 @@ BIN = Path(sys.executable).parent  # the console scripts pyproject.toml installs
 
 
 @pytest.mark.parametrize("command", [[sys.executable, "jobs/sweep.py"], [sys.executable, "jobs/train.py"],
-                                     [sys.executable, "-m", "analysis"], [str(BIN / "cnn-sweep")],
-                                     [str(BIN / "cnn-train")], [str(BIN / "cnn-report")]],
+                                     [sys.executable, "-m", "analysis"], [sys.executable, "jobs/predict.py"],
+                                     [str(BIN / "cnn-sweep")], [str(BIN / "cnn-train")], [str(BIN / "cnn-report")],
+                                     [str(BIN / "cnn-predict")]],
                          ids=lambda command: " ".join(Path(c).name for c in command))
 def test_help_prints_and_exits_zero(command, data_dir, tmp_path):
     # The console scripts run from another folder: they must not need the checkout as the working directory.
@@ -27,7 +28,7 @@ def test_help_prints_and_exits_zero(command, data_dir, tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.startswith("usage:")
-    if any(part in " ".join(command) for part in ("jobs/", "cnn-sweep", "cnn-train")):
+    if any(part in " ".join(command) for part in ("jobs/sweep", "jobs/train", "cnn-sweep", "cnn-train")):
         text = " ".join(shown.stdout.split())  # argparse wraps lines
         for field in dataclasses.fields(TrainConfig):
             assert f"--{field.name.replace('_', '-')}" in text

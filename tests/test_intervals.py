@@ -67,3 +67,10 @@ def test_without_two_replicates_a_side_there_is_no_test():
 def test_replicates_without_spread_compare_by_their_means():
     assert welch_difference([0.9, 0.9], [0.9, 0.9]).p_value == 1.0
     assert welch_difference([0.95, 0.95], [0.9, 0.9]).larger_than_noise()
+
+
+def test_float_error_is_neither_a_spread_nor_a_difference():
+    gaps_a = [0.1, 0.3 - 0.2]  # 0.1 and 0.09999999999999998
+    gaps_b = [0.1 + 0.2 - 0.2, 0.1]  # 0.10000000000000003 and 0.1
+    assert mean_interval(gaps_a).sd == 0
+    assert welch_difference(gaps_a, gaps_b).p_value == 1.0

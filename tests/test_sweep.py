@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,7 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     with its second grid point made to diverge: L2 = 1e38 overflows float32, so that trial's loss
     is infinite from its first step. It must be recorded as failed, the other trial must finish."""
     done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke",
-                      "--grid-l2", "0", "1e38"], data_dir)
+                      "--grid-l2", "0", "1e38", "--final"], data_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
     trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, load_checkpoints=False, workers_per_trial=2)
@@ -48,6 +49,20 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert f"report: {report}" in done.stdout and report.stat().st_size > 10_000
     html = report.read_text()
     assert "diverged" in html and diverged.trial_id in html
+    # The final model: the healthy configuration (the only one with a result), trained on training +
+    # validation data for the epochs its validation accuracy chose, exported, and usable by cnn-predict.
+    final = tmp_path / "smoke" / "final_model"
+    assert f"final model: {final}" in done.stdout
+    card = json.loads((final / "model_card.json").read_text())
+    assert card["chosen_configuration"]["config_id"] == healthy.config_id and card["config"]["l2_conv"] == 0
+    assert card["epochs_run"] == healthy.best_epoch and card["dataset"]["trained_on"] == "1200 images: 1080 training + 120 validation"
+    assert 0 <= card["final_model_test_accuracy"] <= 1 and card["dataset"]["sha256"]
+    images = tmp_path / "images.npz"
+    np.savez(images, x=np.zeros((3, 28, 28), dtype=np.uint8))
+    predicted = subprocess.run([sys.executable, "jobs/predict.py", str(final), str(images), "--out",
+                                str(tmp_path / "p.csv")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 3
 
 
 @pytest.mark.timeout(1200)  # the failure this guards against is a hang (a slow VM took 7 min for the first trial)
@@ -62,7 +77,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
     from jobs import sweep as sweep_job
 
     with start_head(token_env(data_dir, tmp_path), num_cpus=1):  # the other Ray instance
-        sweep_job.main(["--preset", "local", "--storage-path", str(tmp_path), "--name", "asha",
+        sweep_job.main(["--preset", "local", "--seeds", "1", "--storage-path", str(tmp_path), "--name", "asha",
                         "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
                         "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
                         "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
@@ -105,6 +120,7 @@ confirm: {top: 1, seeds: 2, epochs: 1}
 """
 
 
+@pytest.mark.timeout(2400)  # three runs of the job, two of them killed; a hang is what this limit guards against
 def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_path):
     experiment = tmp_path / "resumable"
     sweep_file = tmp_path / "resumable_tpe.yaml"

@@ -47,7 +47,7 @@ def test_a_person_s_sweep_file_becomes_settings(tmp_path):
 
 def test_the_presets_are_files_shipped_with_the_package():
     assert preset_names() == ["full", "local", "smoke"]
-    assert PRESETS["local"].space.grid_size == 8 and PRESETS["local"].scheduler == "fifo"
+    assert PRESETS["local"].space.grid_size == 4 and PRESETS["local"].scheduler == "fifo"
     assert PRESETS["smoke"].workers_per_trial == 2 and PRESETS["smoke"].cpus_per_worker == 0.5
     assert PRESETS["full"].gpus_per_worker == "auto" and PRESETS["full"].num_samples == 32
 

@@ -1,0 +1,109 @@
+"""The final stage: train the chosen configuration on training + validation data and export it
+(cnn/final_model.py says what is chosen and what is written).
+
+One Ray Train run at <experiment>/final/train, on the sweep's resources per trial. Run again
+(`--resume`), it continues that run from its latest checkpoint; an export already written is kept.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+import ray
+
+from analysis.configs import config_table
+from analysis.evidence import stage_rows
+from cnn.data import Dataset, resolve_dataset, sha256_of
+from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
+                             training_plus_validation)
+from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, config_id, filesystem,
+                               knob_columns, write_text)
+from cnn.sweep_settings import REPLICATE_KEY
+from cnn_ray.run_record import git_commit, package_versions, stage_trials
+from cnn_ray.trainer import make_trainer
+from cnn_ray.trial import TrialPlan
+
+RUN_NAME = "train"
+
+
+def final_model_path(experiment: str) -> str:
+    return f"{experiment}/{FINAL_MODEL_DIR}"
+
+
+def exported(experiment: str) -> bool:
+    fs, path = filesystem(f"{final_model_path(experiment)}/{MODEL_CARD}")
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
+    """The configuration to train (its configs.csv row), its sample, and the epochs to train it for."""
+    settings, experiment = plan.settings, plan.experiment_path
+    trials, _, samples = stage_trials(experiment, settings, STAGE_SEARCH)
+    if settings.confirm_top and ray.tune.Tuner.can_restore(f"{experiment}/{CONFIRM_DIR}"):
+        confirm_trials, _, confirm_samples = stage_trials(f"{experiment}/{CONFIRM_DIR}", settings.confirm_stage(),
+                                                          STAGE_CONFIRM)
+        trials, samples = trials + confirm_trials, {**samples, **confirm_samples}
+    frame = pd.DataFrame(trials)
+    table = config_table(frame, knob_columns(settings.space.knobs))
+    stage = STAGE_CONFIRM if (table["stage"] == STAGE_CONFIRM).any() else STAGE_SEARCH
+    ranked = stage_rows(table, stage)
+    if ranked.empty:
+        raise ValueError(f"no configuration of the {stage} stage has a result: nothing to train a final model of")
+    chosen = ranked.iloc[0]
+    by_config = {config_id(s): {k: v for k, v in s.items() if k != REPLICATE_KEY} for s in samples.values()}
+    ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
+    return chosen, by_config[chosen["config_id"]], final_epochs(frame, ids)
+
+
+def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str:
+    """Train and export the final model; its folder. Prints what it does."""
+    experiment = plan.experiment_path
+    if exported(experiment):
+        print(f"== final model: already exported at {final_model_path(experiment)}", flush=True)
+        return final_model_path(experiment)
+    chosen, sample, epochs = choose(plan)
+    config = plan.settings.trial_config(sample).replace(epochs=epochs)
+    merged = training_plus_validation(data)
+    print(f"== final model: configuration {chosen['config_id']} ({chosen['stage']} stage, mean validation accuracy "
+          f"{100 * chosen['val_accuracy_mean']:.2f}% over {int(chosen['n'])} seed(s)), trained for {epochs} epochs on "
+          f"{len(merged.x_train)} training + validation images, in {experiment}/{FINAL_RUN_DIR}", flush=True)
+    trainer = make_trainer(config, ray.put(merged), plan.resources, storage_path=f"{experiment}/{FINAL_RUN_DIR}",
+                           name=RUN_NAME, max_failures=plan.settings.worker_max_failures)
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    states = checkpoint_states(f"{experiment}/{FINAL_RUN_DIR}/{RUN_NAME}")
+    checkpoint, state = max(states, key=lambda s: s[1].epochs_done)
+    name, path = resolve_dataset(config.dataset, data_dir)
+    card = model_card(config=state.config or config.to_dict(), data=merged, folded_validation=len(data.x_val),
+                      dataset_sha256=sha256_of(path) if path is not None else None,
+                      chosen=chosen.to_dict(), final_test_accuracy=state.history[-1]["test_accuracy"],
+                      epochs_run=state.epochs_done, experiment=experiment, git_commit=git_commit(),
+                      packages=package_versions())
+    return _export(checkpoint, card, final_model_path(experiment))
+
+
+def _export(checkpoint: str, card: dict[str, Any], target: str) -> str:
+    """Export the checkpoint's model (downloaded first if it is in a bucket) to `target`; in a bucket,
+    model_card.json goes up last, so that its presence means the export is whole."""
+    from cnn.final_model import export_model
+    from cnn.model_io import load_model
+
+    with tempfile.TemporaryDirectory(prefix="cnn-final-") as scratch:
+        if "://" in checkpoint:
+            local = Path(scratch) / "checkpoint"
+            pafs.copy_files(checkpoint, str(local))
+            checkpoint = str(local)
+        model = load_model(checkpoint)
+        if "://" not in target:
+            return str(export_model(model, Path(target), card))
+        folder = export_model(model, Path(scratch) / FINAL_MODEL_DIR, card)
+        card_text = (folder / MODEL_CARD).read_text()
+        (folder / MODEL_CARD).unlink()
+        pafs.copy_files(str(folder), target)
+        write_text(f"{target}/{MODEL_CARD}", card_text)
+        return target

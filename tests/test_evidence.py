@@ -1,0 +1,66 @@
+"""analysis/evidence.py: the winner only when intervals separate, and knob effects tested against seed noise."""
+
+import pandas as pd
+import pytest
+
+from analysis.configs import config_table
+from analysis.evidence import evidence_stage, knob_comparisons, ranking_verdict, sentence, study_parts
+
+KNOBS = ["l2_conv", "l2_dense", "augment_strength"]
+
+
+def replicates(config_id, l2, augment, vals, tests, stage="confirm"):
+    return [{"trial_id": f"{config_id}-{stage}-{i}", "config_id": config_id, "stage": stage, "seed": i,
+             "status": "finished", "best_val_accuracy": v, "best_test_accuracy": t, "best_train_accuracy": v,
+             "epochs_run": 5, "l2_conv": l2, "l2_dense": l2, "augment_strength": augment}
+            for i, (v, t) in enumerate(zip(vals, tests))]
+
+
+def frame(*groups):
+    return pd.DataFrame([row for group in groups for row in group])
+
+
+def describe(row):
+    return row["config_id"]
+
+
+def test_the_first_configuration_wins_only_when_its_interval_lies_above_the_runner_up_s():
+    clear = frame(replicates("good", 1e-3, 1, [0.990, 0.991, 0.992], [0.98, 0.98, 0.98]),
+                  replicates("poor", 0.0, 1, [0.950, 0.951, 0.952], [0.94, 0.94, 0.94]))
+    text, wins = ranking_verdict(config_table(clear, KNOBS), "confirm", describe)
+    assert wins and text.startswith("good wins")
+    noisy = frame(replicates("good", 1e-3, 1, [0.99, 0.95, 0.97], [0.98, 0.94, 0.96]),
+                  replicates("poor", 0.0, 1, [0.96, 0.97, 0.965], [0.95, 0.96, 0.955]))
+    text, wins = ranking_verdict(config_table(noisy, KNOBS), "confirm", describe)
+    assert not wins and "good ranks first but is tied with poor" in text
+
+
+def test_the_confirm_stage_is_the_evidence_when_it_ran_and_one_seed_is_none():
+    search_only = frame(replicates("a", 0.0, 1, [0.9], [0.9], stage="search"),
+                        replicates("b", 1e-3, 1, [0.8], [0.8], stage="search"))
+    assert evidence_stage(config_table(search_only, KNOBS)) is None
+    parts = study_parts(config_table(search_only, KNOBS), search_only, KNOBS, "l2_conv", lambda v: f"L2 = {v:g}")
+    assert "one seed per configuration" in "".join(parts)
+    both = pd.concat([search_only, frame(replicates("a", 0.0, 1, [0.9, 0.91], [0.9, 0.9]))])
+    assert evidence_stage(config_table(both, KNOBS)) == "confirm"
+
+
+def test_a_knob_s_effect_is_compared_within_equal_other_knobs_and_tested_against_seed_noise():
+    trials = frame(replicates("off0", 0.0, 0, [0.95] * 3, [0.950, 0.952, 0.948]),
+                   replicates("off3", 1e-3, 0, [0.96] * 3, [0.980, 0.982, 0.978]),  # +3 points, tight: real
+                   replicates("on0", 0.0, 1, [0.97] * 3, [0.97, 0.95, 0.99]),
+                   replicates("on3", 1e-3, 1, [0.97] * 3, [0.975, 0.955, 0.985]))  # +0.17 points, noisy: not
+    configs = config_table(trials, KNOBS)
+    comparisons = knob_comparisons(configs, trials, "confirm", "l2_conv", KNOBS, lambda values: values.min())
+    assert [(c.held["augment_strength"], c.reference, c.value) for c in sorted(
+        comparisons, key=lambda c: c.held["augment_strength"])] == [(0, 0.0, 1e-3), (1, 0.0, 1e-3)]
+    by_augment = {c.held["augment_strength"]: c for c in comparisons}
+    assert by_augment[0].test.larger_than_noise() and by_augment[0].test.difference == pytest.approx(0.03, abs=1e-9)
+    assert not by_augment[1].test.larger_than_noise()
+    text = sentence(by_augment[0], lambda v: f"L2 = {v:g}", "augmentation off")
+    assert text.startswith("L2 = 0.001 against L2 = 0 (augmentation off; 3 and 3 seeds): test accuracy +3.00 points")
+    assert "Welch's t-test p = " in text and "): larger than seed-to-seed noise." in text
+    assert "not larger than seed-to-seed noise" in sentence(by_augment[1], str, "on")
+    # The augmentation study alike: on against off within each L2 strength.
+    augment = knob_comparisons(configs, trials, "confirm", "augment_strength", KNOBS, lambda values: values.min())
+    assert sorted((c.held["l2_conv"], c.reference, c.value) for c in augment) == [(0.0, 0, 1), (1e-3, 0, 1)]
