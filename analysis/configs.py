@@ -68,15 +68,21 @@ def choose_for_confirm(table: pd.DataFrame, top: int, always: Sequence[str] = ()
     return chosen + [c for c in dict.fromkeys(always) if c in ran and c not in chosen]
 
 
+def scored(trials: pd.DataFrame) -> pd.DataFrame:
+    """The replicates that count (`n`): not failed, with a best validation accuracy."""
+    failed = trials["status"] == STATUS_FAILED if "status" in trials.columns else False
+    return trials[~failed & trials["best_val_accuracy"].notna()]
+
+
 def _row(config_id: str, stage: str, group: pd.DataFrame, knobs: list[str]) -> dict[str, Any]:
     failed = group["status"] == STATUS_FAILED if "status" in group.columns else pd.Series(False, index=group.index)
-    scored = group[~failed & group["best_val_accuracy"].notna()]
-    row: dict[str, Any] = {"config_id": config_id, "stage": stage, "n": len(scored), "n_failed": int(failed.sum())}
+    scored_ = scored(group)
+    row: dict[str, Any] = {"config_id": config_id, "stage": stage, "n": len(scored_), "n_failed": int(failed.sum())}
     for name, column in SUMMARISED.items():
-        row.update(_statistics(name, scored[column] if column in scored.columns else pd.Series(dtype=float)))
-    if "best_train_accuracy" in scored.columns:
-        row["gap_mean"] = _mean(scored["best_train_accuracy"] - scored["best_val_accuracy"])
-    row["epochs_run_mean"] = _mean(scored["epochs_run"]) if "epochs_run" in scored.columns else math.nan
+        row.update(_statistics(name, scored_[column] if column in scored_.columns else pd.Series(dtype=float)))
+    if "best_train_accuracy" in scored_.columns:
+        row["gap_mean"] = _mean(scored_["best_train_accuracy"] - scored_["best_val_accuracy"])
+    row["epochs_run_mean"] = _mean(scored_["epochs_run"]) if "epochs_run" in scored_.columns else math.nan
     row["seeds"] = ";".join(_seeds(group))
     row["trial_ids"] = ";".join(str(t) for t in group["trial_id"])
     first = group.iloc[0]

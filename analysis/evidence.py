@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from cnn.sweep_results import STAGE_CONFIRM, STAGE_SEARCH
 
+from analysis.configs import scored
 from analysis.intervals import DIFFERENCE_METHOD, INTERVAL_METHOD, Difference, welch_difference
 
-# Knobs that move together with another: never a reason to keep two configurations apart.
-FOLLOWERS = {"l2_conv": ("l2_dense",), "augment_strength": ("config_augment",)}
+# Knobs that move with another: never a reason to keep two configurations apart. Beside these, a
+# knob tied to another in the sweep's space (same_as) follows it: `ties` in knob_comparisons.
+FOLLOWERS = {"augment_strength": ("config_augment",)}
 
 
 def evidence_stage(configs: pd.DataFrame) -> str | None:
@@ -79,11 +81,14 @@ class Comparison:
 
 
 def knob_comparisons(configs: pd.DataFrame, trials: pd.DataFrame, stage: str, knob: str, knobs: Sequence[str],
-                     reference: Callable[[pd.Series], Any]) -> list[Comparison]:
-    """Every pair of configurations in `stage` that differ in `knob` only (and its followers), the
+                     reference: Callable[[pd.Series], Any], ties: Mapping[str, str] | None = None
+                     ) -> list[Comparison]:
+    """Every pair of configurations in `stage` that differ in `knob` only (and the knobs that follow
+    it: FOLLOWERS, and those `ties` binds to it, follower -> knob as in SearchSpace.tied), the
     reference value (`reference(values)` picks it among a group's values) against each other value."""
     rows = configs[(configs["stage"] == stage) & (configs["n"] > 0) & configs[knob].notna()]
-    held = [k for k in knobs if k in rows.columns and k != knob and k not in FOLLOWERS.get(knob, ())]
+    followers = {*FOLLOWERS.get(knob, ()), *(k for k, source in (ties or {}).items() if source == knob)}
+    held = [k for k in knobs if k in rows.columns and k != knob and k not in followers]
     found = []
     for _, group in (rows.groupby(held, dropna=False, sort=False) if held else [((), rows)]):
         if group[knob].nunique() < 2:
@@ -128,8 +133,9 @@ def methods_note(stage: str) -> str:
 
 
 def _replicates(trials: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    """The replicates configs.csv counts in `n` (analysis.configs.scored): not failed, with a result."""
     ids = [t for t in str(row["trial_ids"]).split(";") if t]
-    return trials[trials["trial_id"].isin(ids) & trials["best_val_accuracy"].notna()]
+    return scored(trials[trials["trial_id"].isin(ids)])
 
 
 def _test(replicates: pd.DataFrame) -> list[float]:
@@ -151,9 +157,10 @@ def _gap_difference(trials: pd.DataFrame, a: pd.Series, b: pd.Series) -> Differe
 
 
 def study_parts(configs: pd.DataFrame, trials: pd.DataFrame, knobs: Sequence[str], knob: str,
-                label: Callable[[Any], str]) -> list[str]:
+                label: Callable[[Any], str], ties: Mapping[str, str] | None = None) -> list[str]:
     """A study's paragraphs on `knob` from the seed replicates: each comparison against the
-    smallest value (L2 = 0, augmentation off), or why there is none."""
+    smallest value (L2 = 0, augmentation off), or why there is none. `ties`: the space's tied
+    knobs (follower -> knob)."""
     from analysis import page
 
     stage = evidence_stage(configs)
@@ -161,10 +168,16 @@ def study_parts(configs: pd.DataFrame, trials: pd.DataFrame, knobs: Sequence[str
         return [page.warning("one seed per configuration: the differences below come from single trainings and "
                              "have no interval, so none of them can be told from seed-to-seed noise. Add seeds "
                              "or a confirm stage to the sweep file.")]
-    comparisons = knob_comparisons(configs, trials, stage, knob, knobs, lambda values: values.min())
+    # The confirm stage holds the best few and the baselines, often no two that differ in this knob only:
+    # then the search's replicates, if it had any, are the evidence.
+    stages = [s for s in (STAGE_CONFIRM, STAGE_SEARCH) if ((configs["stage"] == s) & (configs["n"] >= 2)).any()]
+    for stage in stages:
+        comparisons = knob_comparisons(configs, trials, stage, knob, knobs, lambda values: values.min(), ties)
+        if comparisons:
+            break
     if not comparisons:
-        return [page.paragraph(f"The {stage} stage's replicated configurations do not include two that differ in "
-                               f"{knob} only, so its effect has no interval here.", css="note")]
+        return [page.paragraph(f"The replicated configurations ({' and '.join(stages)} stage) do not include two "
+                               f"that differ in {knob} only, so its effect has no interval here.", css="note")]
     varying = [k for k in comparisons[0].held
                if len({_key(c.held[k]) for c in comparisons}) > 1]
     parts = [page.heading(f"{knob}: what the seed replicates show"), page.paragraph(methods_note(stage), css="note")]

@@ -96,7 +96,8 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
 def evidence_on(experiment: Experiment, knob: str, label: Callable[[Any], str]) -> list[str]:
     """A study's paragraphs from the seed replicates (analysis.evidence), over every stage's trials."""
     swept = experiment.space.knobs if experiment.space is not None else ()
-    return study_parts(experiment.configs, experiment.trials, knob_columns(swept), knob, label)
+    ties = dict(experiment.space.tied) if experiment.space is not None else {"l2_dense": "l2_conv"}  # old sweeps: the grid's tie
+    return study_parts(experiment.configs, experiment.trials, knob_columns(swept), knob, label, ties)
 
 
 def _safely(key: str, title: str, build: Callable[[], Section]) -> Section:

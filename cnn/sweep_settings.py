@@ -146,9 +146,11 @@ class SweepSettings:
 
     def confirm_stage(self) -> "SweepSettings":
         """The settings of the confirm stage's trials: the same space (ties and fixed values apply
-        alike), confirm_epochs epochs each under FIFO, confirm_seeds replicates, no confirm of its own."""
+        alike), confirm_epochs epochs each under FIFO, no confirm or final stage of its own. Its
+        trials' samples carry their replicate index (cnn_ray.confirm), so its own `seeds` stays 1:
+        the search's rules for seeds (cnn_ray.tuner's Repeater) do not apply to it."""
         epochs = self.confirm_epochs or self.base.epochs
-        return self.replace(base=self.base.replace(epochs=epochs), scheduler="fifo", seeds=self.confirm_seeds,
+        return self.replace(base=self.base.replace(epochs=epochs), scheduler="fifo", seeds=1,
                             grace_period=min(self.grace_period, epochs), confirm_top=0, final=False)
 
     def confirm_replicate(self, index: int) -> int:

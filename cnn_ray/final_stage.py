@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import ray
 
-from analysis.configs import config_table
+from analysis.configs import config_table, scored
 from analysis.evidence import stage_rows
 from cnn.data import Dataset, resolve_dataset, sha256_of
 from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
@@ -49,14 +49,16 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
         trials, samples = trials + confirm_trials, {**samples, **confirm_samples}
     frame = pd.DataFrame(trials)
     table = config_table(frame, knob_columns(settings.space.knobs))
-    stage = STAGE_CONFIRM if (table["stage"] == STAGE_CONFIRM).any() else STAGE_SEARCH
-    ranked = stage_rows(table, stage)
+    ranked = stage_rows(table, STAGE_CONFIRM)  # the confirm stage's evidence, unless none of it has a result
     if ranked.empty:
-        raise ValueError(f"no configuration of the {stage} stage has a result: nothing to train a final model of")
+        ranked = stage_rows(table, STAGE_SEARCH)
+    if ranked.empty:
+        raise ValueError("no configuration has a result: nothing to train a final model of")
     chosen = ranked.iloc[0]
     by_config = {config_id(s): {k: v for k, v in s.items() if k != REPLICATE_KEY} for s in samples.values()}
     ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
-    return chosen, by_config[chosen["config_id"]], final_epochs(frame, ids)
+    counted = scored(frame[frame["trial_id"].isin(ids)])  # as configs.csv's n: failed replicates left out
+    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"]))
 
 
 def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str:

@@ -122,6 +122,14 @@ def build_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, storage_path: str, nam
     )
 
 
+def unfinished(tune_experiment: str, planned: int) -> str | None:
+    """Why a stage has not ended (an interrupted run: Tune returns from fit() on Ctrl-C), or None
+    when all `planned` trials ended (finished, stopped or errored)."""
+    statuses = [trial.status for trial in tune.ExperimentAnalysis(tune_experiment).trials]
+    ended = sum(status in ("TERMINATED", "ERROR") for status in statuses)
+    return None if ended >= planned else f"{ended} of its {planned} trials ended"
+
+
 def restore_tuner(experiment_path: str, plan: TrialPlan, data_ref: ray.ObjectRef) -> tune.Tuner:
     """Continue an interrupted sweep. Unpickles the experiment state: only folders you wrote."""
     return tune.Tuner.restore(experiment_path, trainable=trainable(data_ref, plan),

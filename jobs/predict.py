@@ -31,7 +31,7 @@ from jobs.cli_common import fail  # noqa: E402
 from cnn.final_model import KERAS_FILE, MODEL_CARD  # noqa: E402
 
 NPZ_KEYS = ("x", "x_test", "images")
-CHANNELS_OF_MODE = {"L": 1, "1": 1, "RGB": 3, "P": 3, "RGBA": 4, "LA": 2, "CMYK": 4, "I;16": 1, "I": 1, "F": 1}
+CHANNELS_OF_MODE = {"L": 1, "RGB": 3, "RGBA": 4, "LA": 2, "CMYK": 4, "I;16": 1, "I": 1, "F": 1}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,6 +83,8 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
             image = opened
     except (UnidentifiedImageError, OSError, ValueError) as error:
         fail(f"{path}: not an image that can be read ({type(error).__name__}: {error})")
+    if image.mode in ("P", "1"):  # palette and 1-bit images: whichever of grayscale or RGB the model takes
+        image = image.convert("L" if channels == 1 else "RGB")
     have = CHANNELS_OF_MODE.get(image.mode)
     if have != channels:
         wanted = "grayscale" if channels == 1 else "RGB" if channels == 3 else f"{channels}-channel"
@@ -90,8 +92,6 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
              f"the model takes {wanted} images ({channels} channel(s))")
     if image.size != (width, height):
         fail(f"{path}: {image.size[0]}x{image.size[1]} pixels; the model takes {width}x{height} (width x height)")
-    if image.mode in ("P", "1"):
-        image = image.convert("RGB" if channels == 3 else "L")
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8:
         fail(f"{path}: {pixels.dtype} pixels; the model takes 8-bit images")

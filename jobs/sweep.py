@@ -199,10 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     trials = settings.num_trials()
     replicated = (f" ({settings.num_configurations()} configurations x {settings.seeds} seeds)"
                   if settings.seeds > 1 else "")
-    confirm = settings.confirm_stage()
     confirm_plan = (f"then the {settings.confirm_top} best configurations by mean validation accuracy, and the "
-                    f"{len(settings.space.baselines)} baseline(s), again: {confirm.seeds} fresh seeds x "
-                    f"{confirm.base.epochs} epochs each, FIFO" if settings.confirm_top else "none")
+                    f"{len(settings.space.baselines)} baseline(s), again: {settings.confirm_seeds} fresh seeds x "
+                    f"{settings.confirm_stage().base.epochs} epochs each, FIFO" if settings.confirm_top else "none")
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
         "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
@@ -233,12 +232,16 @@ def main(argv: list[str] | None = None) -> None:
     problem = probe_write(experiment)
     if problem:
         _storage_failed(experiment, root, name, problem)
+    if settings.confirm_top or settings.final:  # later stages build on a whole search
+        _stop_if_unfinished("search", sweep_lib.unfinished(experiment, settings.num_trials()), root, name)
     if settings.confirm_top:
-        _confirm_stage(plan, data_ref, concurrent, resume=confirming)
+        points = _confirm_stage(plan, data_ref, concurrent, resume=confirming)
         timeline["confirm_ended"] = time.time()
         problem = probe_write(experiment)
         if problem:
             _storage_failed(experiment, root, name, problem)
+        if settings.final:
+            _stop_if_unfinished("confirm stage", sweep_lib.unfinished(confirm_path(experiment), points), root, name)
     final_error = None
     if settings.final:
         final_error = _final_stage(plan, data, args.data_dir, run)
@@ -263,6 +266,7 @@ def _final_stage(plan: Any, data: Any, data_dir: str | None, run: dict[str, Any]
     is returned as one line, so that the tables and the report are still written."""
     from cnn_ray.final_stage import run_final_stage
 
+    run.pop("final_model_error", None)  # an earlier attempt's, on --resume
     try:
         run["final_model"] = run_final_stage(plan, data, data_dir)
     except Exception as error:  # noqa: BLE001 - said at the end, after the results are stored
@@ -274,9 +278,16 @@ def _final_stage(plan: Any, data: Any, data_dir: str | None, run: dict[str, Any]
     return None
 
 
-def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> None:
+def _stop_if_unfinished(stage: str, why: str | None, root: str, name: str) -> None:
+    if why:
+        print(f"error: the {stage} was interrupted ({why}), so the sweep stops before its next stage; continue "
+              f"it with: python jobs/sweep.py --storage-path {root} --name {name} --resume", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> int:
     """Train the search's best configurations and the baselines again (cnn_ray.confirm), or continue
-    doing so after an interruption."""
+    doing so after an interruption; the number of its trials."""
     from cnn_ray.confirm import build_confirm_tuner, chosen_configurations, confirm_path, confirm_points
     from cnn_ray.trial import TrialPlan
     from cnn_ray.tuner import restore_tuner
@@ -285,8 +296,7 @@ def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> N
     stage_plan = TrialPlan(settings, plan.resources, confirm_path(plan.experiment_path))
     if resume:
         print(f"== confirm stage: continuing {stage_plan.experiment_path}", flush=True)
-        restore_tuner(stage_plan.experiment_path, stage_plan, data_ref).fit()
-        return
+        return len(restore_tuner(stage_plan.experiment_path, stage_plan, data_ref).fit())
     chosen, samples = chosen_configurations(plan.experiment_path, plan.settings)
     points = confirm_points(plan.settings, list(samples.values()))
     print(f"== confirm stage: {len(samples)} configurations x {plan.settings.confirm_seeds} seeds x "
@@ -295,6 +305,7 @@ def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> N
     print(chosen[columns].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
     build_confirm_tuner(stage_plan, data_ref, points, concurrent).fit()
+    return len(points)
 
 
 def _storage_failed(experiment: str, root: str, name: str, problem: str) -> NoReturn:

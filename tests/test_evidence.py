@@ -51,7 +51,8 @@ def test_a_knob_s_effect_is_compared_within_equal_other_knobs_and_tested_against
                    replicates("on0", 0.0, 1, [0.97] * 3, [0.97, 0.95, 0.99]),
                    replicates("on3", 1e-3, 1, [0.97] * 3, [0.975, 0.955, 0.985]))  # +0.17 points, noisy: not
     configs = config_table(trials, KNOBS)
-    comparisons = knob_comparisons(configs, trials, "confirm", "l2_conv", KNOBS, lambda values: values.min())
+    ties = {"l2_dense": "l2_conv"}
+    comparisons = knob_comparisons(configs, trials, "confirm", "l2_conv", KNOBS, lambda values: values.min(), ties)
     assert [(c.held["augment_strength"], c.reference, c.value) for c in sorted(
         comparisons, key=lambda c: c.held["augment_strength"])] == [(0, 0.0, 1e-3), (1, 0.0, 1e-3)]
     by_augment = {c.held["augment_strength"]: c for c in comparisons}
@@ -62,5 +63,29 @@ def test_a_knob_s_effect_is_compared_within_equal_other_knobs_and_tested_against
     assert "Welch's t-test p = " in text and "): larger than seed-to-seed noise." in text
     assert "not larger than seed-to-seed noise" in sentence(by_augment[1], str, "on")
     # The augmentation study alike: on against off within each L2 strength.
-    augment = knob_comparisons(configs, trials, "confirm", "augment_strength", KNOBS, lambda values: values.min())
+    augment = knob_comparisons(configs, trials, "confirm", "augment_strength", KNOBS, lambda values: values.min(), ties)
     assert sorted((c.held["l2_conv"], c.reference, c.value) for c in augment) == [(0.0, 0, 1), (1e-3, 0, 1)]
+    # Untied, l2_dense is a knob of its own: configurations that differ in it too are no L2 comparison.
+    assert knob_comparisons(configs, trials, "confirm", "l2_conv", KNOBS, lambda values: values.min()) == []
+
+
+def test_failed_replicates_are_left_out_of_the_test_as_out_of_n():
+    trials = frame(replicates("zero", 0.0, 0, [0.95] * 3, [0.95, 0.951, 0.949]),
+                   replicates("some", 1e-3, 0, [0.96] * 3, [0.97, 0.971, 0.969]))
+    trials.loc[trials["trial_id"] == "some-confirm-2", ["status", "best_test_accuracy"]] = ["failed", 0.1]
+    configs = config_table(trials, KNOBS)
+    (comparison,) = knob_comparisons(configs, trials, "confirm", "l2_conv", KNOBS, lambda values: values.min(),
+                                     {"l2_dense": "l2_conv"})
+    assert (comparison.test.n_a, comparison.test.n_b) == (2, 3)
+    assert comparison.test.difference == pytest.approx(0.0205, abs=1e-9)
+
+
+def test_a_study_falls_back_to_the_search_replicates_when_the_confirm_stage_has_no_pair():
+    search = frame(replicates("zero", 0.0, 0, [0.95] * 3, [0.95, 0.951, 0.949], stage="search"),
+                   replicates("some", 1e-3, 0, [0.96] * 3, [0.97, 0.971, 0.969], stage="search"))
+    confirm = frame(replicates("some", 1e-3, 0, [0.96] * 3, [0.97, 0.971, 0.969]))
+    trials = pd.concat([search, confirm], ignore_index=True)
+    parts = "".join(study_parts(config_table(trials, KNOBS), trials, KNOBS, "l2_conv", lambda v: f"L2 = {v:g}",
+                                {"l2_dense": "l2_conv"}))
+    assert "L2 = 0.001 against L2 = 0 (all else equal; 3 and 3 seeds)" in parts
+    assert "the search stage&#x27;s seed replicates" in parts or "the search stage's seed replicates" in parts

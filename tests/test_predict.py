@@ -60,7 +60,8 @@ def test_cnn_predict_classifies_image_files_and_an_npz(exported, tmp_path):
     pngs = []
     for i in range(3):
         path = tmp_path / f"digit{i}.png"
-        Image.fromarray((data.x_test[i, :, :, 0] * 255).round().astype(np.uint8), mode="L").save(path)
+        image = Image.fromarray((data.x_test[i, :, :, 0] * 255).round().astype(np.uint8), mode="L")
+        (image.convert("P") if i == 2 else image).save(path)  # a palette PNG reads as grayscale too
         pngs.append(str(path))
     npz = tmp_path / "batch.npz"
     np.savez(npz, x_test=(data.x_test[:5] * 255).round().astype(np.uint8)[..., 0])  # (N, H, W): channel added

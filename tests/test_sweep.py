@@ -20,7 +20,7 @@ from cnn_ray.trial_clock import read_trial_times
 from ray_cluster import head_node as start_head, token_env
 from search_driver import drive, generator
 from sweep_checks import (REPO, check_tables, finished_and_next_started, hparams_sessions, job_env, run_sweep,
-                          wait_until)
+                          start_sweep, wait_until)
 
 pytestmark = pytest.mark.slow
 
@@ -142,11 +142,13 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
 
     resumed_at = time.time()
     # Resumed, and killed again once the confirm stage has finished a trial and started the next.
-    driver = subprocess.Popen([sys.executable, "jobs/sweep.py", *args, "--resume"], cwd=REPO, env=job_env(data_dir),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "resumed.log"
+    driver = start_sweep([*args, "--resume"], data_dir, log)
     try:
         confirmed = wait_until(lambda: finished_and_next_started(experiment / CONFIRM_DIR), driver, 900,
                                "a finished confirm trial, the next one started")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the resumed driver's log ends: {log.read_text()[-3000:]}") from None
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()

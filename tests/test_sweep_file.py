@@ -142,7 +142,7 @@ def test_the_confirm_stage_trains_fresh_seeds_for_its_epochs_under_fifo(tmp_path
                              "--confirm-seeds", "5"])
     assert (settings.confirm_top, settings.confirm_seeds, settings.confirm_epochs) == (3, 5, 4)
     stage = settings.confirm_stage()
-    assert (stage.base.epochs, stage.scheduler, stage.seeds, stage.confirm_top) == (4, "fifo", 5, 0)
+    assert (stage.base.epochs, stage.scheduler, stage.confirm_top) == (4, "fifo", 0)
     # The search trained seeds 0 and 1 (train.seed 0, two seeds); the confirm stage the next five.
     sample = {"learning_rate": 1e-3, "dense_units": 128}
     seeds = [stage.trial_config({**sample, REPLICATE_KEY: settings.confirm_replicate(i)}).seed for i in range(5)]
@@ -150,6 +150,9 @@ def test_the_confirm_stage_trains_fresh_seeds_for_its_epochs_under_fifo(tmp_path
     assert "confirm: {top: 3, seeds: 5, epochs: 4}" in dump_sweep(settings)
     assert load_sweep_file(write(tmp_path, dump_sweep(settings), "again.yaml")) == settings
     assert settings_for(["--config", str(write(tmp_path, MY_SWEEP))]).confirm_top == 0, "no confirm stage unless asked"
+    # A random search without a validation split is valid, and so is its (unused) confirm stage's settings.
+    plain = MY_SWEEP.replace("algorithm: tpe", "algorithm: random").replace("epochs: 9", "epochs: 9\n  validation_fraction: 0")
+    assert settings_for(["--config", str(write(tmp_path, plain, "plain.yaml"))]).confirm_stage().scheduler == "fifo"
 
 
 def test_seeds_from_the_file_or_the_flag_multiply_the_trials(tmp_path):
