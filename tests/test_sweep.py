@@ -132,7 +132,7 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
         # Killed once Tune's saved state holds the second trial: the searcher's state saved with it
         # then knows the baseline and the first proposal, which a resume must not propose again.
         finished = wait_until(lambda: _trials_in_saved_state(experiment) >= 2 and finished_and_next_started(experiment),
-                              driver, 300, "a finished trial, the next one started and saved in Tune's state")
+                              driver, 600, "a finished trial, the next one started and saved in Tune's state")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
