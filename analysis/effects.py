@@ -102,7 +102,8 @@ def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: P
     finite = accuracy[np.isfinite(accuracy)]
     floor = (finite.min() - max(2.0, 0.1 * np.ptp(finite))) if len(finite) else 0.0
 
-    _draw_groups(ax, trials, knob, knobs, x, accuracy)
+    if replicated is None or not len(replicated):  # with replicates, lines join the means instead (_draw_means)
+        _draw_groups(ax, trials, knob, knobs, x, accuracy)
     for status, style in plots.STATUS_STYLE.items():
         mask = (trials["status"] == status).to_numpy()
         if status == "failed":
@@ -114,7 +115,7 @@ def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: P
         ax.scatter(x[mask], y, marker=style["marker"], s=55, zorder=3, label=style["label"],
                    facecolors="none" if hollow else style["color"], edgecolors=style["color"], linewidths=1.5)
     if replicated is not None and len(replicated):
-        _draw_means(ax, replicated, knob, zero_at)
+        _draw_means(ax, replicated, knob, knobs, zero_at)
     if best is not None:
         bx = x[trials.index.get_loc(best.name)]
         ax.scatter([bx], [100 * best["best_val_accuracy"]], marker="*", s=260, facecolors="none",
@@ -134,16 +135,37 @@ def plot_effect(trials: pd.DataFrame, knob: Knob, best: pd.Series | None, out: P
     return plots.save(fig, out, f"effect_{knob.name}")
 
 
-def _draw_means(ax: Any, configs: pd.DataFrame, knob: Knob, zero_at: float | None) -> None:
-    """Each configuration's mean best validation accuracy over its seeds, with its 95% interval."""
-    x = knob.positions(configs[knob.name])
-    if knob.scale == LOG and zero_at is not None:
-        x = np.where(x == 0, zero_at, x)
-    mean = 100 * configs["val_accuracy_mean"].to_numpy(dtype=float)
-    low = np.nan_to_num(mean - 100 * configs["val_accuracy_ci_low"].to_numpy(dtype=float), nan=0.0)
-    high = np.nan_to_num(100 * configs["val_accuracy_ci_high"].to_numpy(dtype=float) - mean, nan=0.0)
-    ax.errorbar(x, mean, yerr=[low, high], fmt="_", color="black", markersize=16, capsize=4, linewidth=1.2,
-                zorder=5, label="mean of the seeds, 95% CI")
+def _draw_means(ax: Any, configs: pd.DataFrame, knob: Knob, knobs: list[Knob], zero_at: float | None) -> None:
+    """Each configuration's mean best validation accuracy over its seeds, with its 95% interval. With
+    one other swept knob of few values, each of its values in a colour of its own, its means joined
+    by a line and nudged sideways so that bars at the same x stay apart."""
+    others = [k.name for k in knobs if k.name != knob.name and k.name in configs.columns]
+    grouped = len(others) == 1 and configs[others[0]].nunique() <= MAX_GROUP_LINES
+    groups = list(configs.groupby(others[0], sort=True)) if grouped else [(None, configs)]
+    for index, (value, members) in enumerate(groups):
+        x = knob.positions(members[knob.name])
+        if knob.scale == LOG and zero_at is not None:
+            x = np.where(x == 0, zero_at, x)
+        x = _nudge(ax, x, index - (len(groups) - 1) / 2, knob.scale == LOG)
+        mean = 100 * members["val_accuracy_mean"].to_numpy(dtype=float)
+        low = np.nan_to_num(mean - 100 * members["val_accuracy_ci_low"].to_numpy(dtype=float), nan=0.0)
+        high = np.nan_to_num(100 * members["val_accuracy_ci_high"].to_numpy(dtype=float) - mean, nan=0.0)
+        order = np.argsort(x)
+        label = ("mean of the seeds, 95% CI" if value is None else
+                 f"{LABELS.get(others[0], others[0]).split(' (')[0]} = {value:g}: mean of the seeds, 95% CI")
+        ax.errorbar(x[order], mean[order], yerr=[low[order], high[order]], fmt="_-" if grouped else "_",
+                    markersize=16, capsize=4, linewidth=1.2, zorder=5, label=label,
+                    color=None if grouped else "black")
+
+
+def _nudge(ax: Any, x: np.ndarray, step: float, log: bool) -> np.ndarray:
+    """x moved sideways by `step` small steps (2% of the data's span; a factor on a log axis)."""
+    if not step or not len(x) or not np.isfinite(x).any():
+        return x
+    if log:
+        return x * 10 ** (0.04 * step)
+    span = float(np.nanmax(x) - np.nanmin(x)) or 1.0
+    return x + 0.02 * span * step
 
 
 def _draw_groups(ax: Any, trials: pd.DataFrame, knob: Knob, knobs: list[Knob], x: np.ndarray,

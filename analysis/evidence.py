@@ -178,8 +178,9 @@ def study_parts(configs: pd.DataFrame, trials: pd.DataFrame, knobs: Sequence[str
     if not comparisons:
         return [page.paragraph(f"The replicated configurations ({' and '.join(stages)} stage) do not include two "
                                f"that differ in {knob} only, so its effect has no interval here.", css="note")]
+    following = {k for ks in FOLLOWERS.values() for k in ks} | set(ties or {})  # said by the knob they follow
     varying = [k for k in comparisons[0].held
-               if len({_key(c.held[k]) for c in comparisons}) > 1]
+               if k not in following and len({_key(c.held[k]) for c in comparisons}) > 1]
     parts = [page.heading(f"{knob}: what the seed replicates show"), page.paragraph(methods_note(stage), css="note")]
     for comparison in comparisons:
         where = ", ".join(f"{k} = {page.num(comparison.held[k])}" for k in varying) or "all else equal"
