@@ -25,12 +25,13 @@ from sweep_checks import (REPO, check_tables, finished_and_next_started, hparams
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(1500)  # two trials and the final model: about 10 min on this slow CPU when it is shared
 def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data_dir, tmp_path):
     """The smoke preset end to end (2 trials on 2 workers each, tables, TensorBoard logs, report),
     with its second grid point made to diverge: L2 = 1e38 overflows float32, so that trial's loss
     is infinite from its first step. It must be recorded as failed, the other trial must finish."""
     done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke",
-                      "--grid-l2", "0", "1e38", "--final"], data_dir)
+                      "--grid-l2", "0", "1e38", "--final"], data_dir, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
     trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, load_checkpoints=False, workers_per_trial=2)
@@ -155,7 +156,7 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
     before.update({trial: sorted(p.name for p in (experiment / CONFIRM_DIR / "train_runs" / trial).glob("checkpoint_*"))
                    for trial in confirmed})
 
-    resumed = run_sweep([*args, "--resume"], data_dir)
+    resumed = run_sweep([*args, "--resume"], data_dir, timeout=1200)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     configs = pd.read_csv(experiment / "configs.csv")
     search = configs[configs.stage == "search"]
