@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -133,6 +134,15 @@ def config_id(sample: dict[str, Any]) -> str:
     values = {key: value for key, value in sample.items() if key != REPLICATE_KEY}
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def samples_by_config(samples: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each configuration's sample without its replicate index, by config_id (the first seen)."""
+    by_config: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        plain = {key: value for key, value in sample.items() if key != REPLICATE_KEY}
+        by_config.setdefault(config_id(plain), plain)
+    return by_config
 
 
 def knob_values(config: TrainConfig, sample: dict[str, Any], swept: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from analysis.configs import choose_for_confirm, config_table
-from cnn.sweep_results import CONFIRM_DIR, STAGE_SEARCH, config_id, knob_columns
+from cnn.sweep_results import CONFIRM_DIR, STAGE_SEARCH, config_id, knob_columns, samples_by_config
 from cnn.sweep_settings import REPLICATE_KEY, SweepSettings
 from cnn_ray.run_record import stage_trials
 from cnn_ray.storage_watch import StorageWatch
@@ -43,10 +43,7 @@ def chosen_configurations(experiment: str, settings: SweepSettings) -> tuple[pd.
     table = config_table(pd.DataFrame(trials), knob_columns(settings.space.knobs))
     baselines = [config_id(point) for point in settings.space.baseline_samples(settings.base)]
     chosen = choose_for_confirm(table, settings.confirm_top, baselines)
-    by_config = {}
-    for sample in samples.values():
-        plain = {key: value for key, value in sample.items() if key != REPLICATE_KEY}
-        by_config.setdefault(config_id(plain), plain)
+    by_config = samples_by_config(samples.values())
     rows = table[table["config_id"].isin(chosen)].set_index("config_id").loc[chosen].reset_index()
     return rows, {c: by_config[c] for c in chosen}
 

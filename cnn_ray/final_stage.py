@@ -20,9 +20,8 @@ from analysis.evidence import stage_rows
 from cnn.data import Dataset, resolve_dataset, sha256_of
 from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
                              training_plus_validation)
-from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, config_id, filesystem,
-                               knob_columns, write_text)
-from cnn.sweep_settings import REPLICATE_KEY
+from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, filesystem,
+                               knob_columns, samples_by_config, write_text)
 from cnn_ray.run_record import git_commit, package_versions, stage_trials
 from cnn_ray.trainer import make_trainer
 from cnn_ray.trial import TrialPlan
@@ -55,7 +54,7 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
     if ranked.empty:
         raise ValueError("no configuration has a result: nothing to train a final model of")
     chosen = ranked.iloc[0]
-    by_config = {config_id(s): {k: v for k, v in s.items() if k != REPLICATE_KEY} for s in samples.values()}
+    by_config = samples_by_config(samples.values())
     ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
     counted = scored(frame[frame["trial_id"].isin(ids)])  # as configs.csv's n: failed replicates left out
     return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnn.checkpoint_state import STOP_MAX_EPOCHS, CheckpointState
-from cnn.sweep_results import EPOCH_COLUMNS, SWEPT_KEYS, tables_text, trial_rows
+from cnn.sweep_results import EPOCH_COLUMNS, SWEPT_KEYS, config_id, samples_by_config, tables_text, trial_rows
 from cnn.sweep_file import PRESETS
 from cnn.sweep_settings import REPLICATE_KEY
 
@@ -78,3 +78,11 @@ def test_replicates_of_a_configuration_share_its_config_id_and_record_their_seed
     assert rows[0]["config_id"] == rows[1]["config_id"] != rows[2]["config_id"]
     trials_csv, _ = tables_text(rows, [])
     assert trials_csv.splitlines()[0].split(",")[:4] == ["trial_id", "stage", "config_id", "seed"]
+
+
+def test_samples_by_config_keeps_one_sample_per_configuration_without_its_replicate_index():
+    samples = [{"l2_conv": 0.0, REPLICATE_KEY: 0}, {"l2_conv": 0.0, REPLICATE_KEY: 1},
+               {"l2_conv": 1e-3, REPLICATE_KEY: 0}]
+    by_config = samples_by_config(samples)
+    assert by_config == {config_id({"l2_conv": 0.0}): {"l2_conv": 0.0},
+                         config_id({"l2_conv": 1e-3}): {"l2_conv": 1e-3}}
