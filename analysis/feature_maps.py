@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn.data import Dataset
+from cnn.data import Dataset, unit_float
 
 from analysis import page, plots
 from analysis.checkpoints import LoadedModel
@@ -53,7 +53,7 @@ def section(best: LoadedModel | None, data: Dataset | None, data_error: str, out
         return Section("feature-maps", TITLE, page.unavailable(f"No feature maps: the best model is not available ({reason})."))
     if data is None:
         return Section("feature-maps", TITLE, page.unavailable(f"No feature maps: {data_error}"))
-    batch = data.x_test[:ACTIVITY_BATCH]
+    batch = unit_float(data.x_test[:ACTIVITY_BATCH])
     activations = conv_activations(best.model, batch)
     counts = never_active(activations)
     counts.to_csv(out / "never_active_filters.csv", index=False)

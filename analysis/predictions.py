@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn.data import Dataset
+from cnn.data import Dataset, unit_float
 
 from analysis import page, plots
 from analysis.checkpoints import LoadedModel
@@ -45,7 +45,7 @@ def section(best: LoadedModel | None, data: Dataset | None, data_error: str, rec
             f"No classification examples: the best model is not available ({reason})."))
     if data is None:
         return Section("predictions", TITLE, page.unavailable(f"No classification examples: {data_error}"))
-    probabilities = best.model.predict(data.x_test, batch_size=256, verbose=0)
+    probabilities = best.model.predict(unit_float(data.x_test), batch_size=256, verbose=0)
     predicted, true = probabilities.argmax(axis=1), data.y_test.argmax(axis=1)
     matrix = confusion_matrix(true, predicted, data.num_classes)
     per_class = per_class_accuracy(matrix, data.class_names)
@@ -87,7 +87,7 @@ def plot_examples(data: Dataset, true: np.ndarray, predicted: np.ndarray, out: P
                     ax.text(0, 0.5, f"no {verdict} predictions", transform=ax.transAxes, fontsize=9)
                 continue
             i = indices[column]
-            plots.show_image(ax, data.x_test[i])
+            plots.show_image(ax, unit_float(data.x_test[i]))
             ax.set_title(example_title(data.class_names[true[i]], data.class_names[predicted[i]]), fontsize=9,
                          color="#1d6b34" if verdict == "correct" else "#c0392b")
     fig.suptitle("Top: correctly classified test images · bottom: misclassified", fontsize=10)

@@ -12,6 +12,14 @@ from cnn.replicas import ReplicaLayout
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def unit_float(images: tf.Tensor) -> tf.Tensor:
+    """A batch as the model takes it: float32 in [0, 1]. The dataset keeps uint8 (cnn.data.Dataset),
+    so the scaling happens here, batch by batch, and never holds a float32 copy of the whole set."""
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) / 255.0
+    return tf.cast(images, tf.float32)
+
+
 def epoch_seed(config: TrainConfig, epoch: int) -> int:
     """A seed per (run seed, epoch): a resumed run replays exactly the epochs it missed."""
     return config.seed * SEED_STRIDE + epoch
@@ -35,8 +43,11 @@ def training_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, epoch: i
     if config.augment and not config.augment_on_device:  # otherwise the model's first layer augments
         batch_seeds = tf.data.Dataset.random(seed=seed * layout.workers + worker_index).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
-            lambda images_labels, pair: (augment_batch(images_labels[0], pair, config), images_labels[1]),
+            lambda images_labels, pair: (augment_batch(unit_float(images_labels[0]), pair, config),
+                                         images_labels[1]),
             num_parallel_calls=AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda images, labels: (unit_float(images), labels), num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
 
 
@@ -56,9 +67,11 @@ def evaluation_batch_size(training_batch: int, images: int, workers: int = 1) ->
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, workers: int = 1) -> tf.data.Dataset:
     """Unaugmented, in order, in evaluation batches (`batch_size` is the training batch). Under a
     distribution strategy Keras splits it over the `workers` and their replicas."""
-    # Cached: the same batches every epoch, built once (the arrays are already in memory).
+    # Cached: the same batches every epoch, built once (the arrays are already in memory), kept
+    # as compact as the arrays and scaled after the cache.
     batch = evaluation_batch_size(batch_size, len(x), workers)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().map(
+        lambda images, labels: (unit_float(images), labels), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(AUTOTUNE)

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from cnn.augment import SEED_STRIDE, augment_batch
 from cnn.config import TrainConfig
-from cnn.data import load_dataset
+from cnn.data import load_dataset, unit_float
 from cnn.pipeline import training_dataset
 from cnn.replicas import ReplicaLayout
 
@@ -14,6 +14,12 @@ NO_GEOMETRY = dict(rotation_degrees=0.0, width_shift=0.0, height_shift=0.0, shea
 @pytest.fixture(scope="module")
 def cifar(data_dir):
     return load_dataset("cifar10", data_dir=str(data_dir), limit=256, validation_fraction=0.0)
+
+
+@pytest.fixture(scope="module")
+def cifar_pixels(cifar):
+    """The training images as the pipeline hands them to the model: float32 in [0, 1]."""
+    return unit_float(cifar.x_train)
 
 
 def first_batch(data, config, epoch=0):
@@ -31,23 +37,30 @@ def test_keeps_shape_and_range_and_changes_pixels(cifar):
     assert np.all(changed > 0.05), "every image should be visibly transformed"
 
 
-def test_switched_off_is_the_identity(cifar):
+def test_the_dataset_keeps_bytes_and_the_pipeline_scales_them(cifar):
+    assert cifar.x_train.dtype == np.uint8  # one byte a pixel in the object store and the workers
+    images, _ = first_batch(cifar, TrainConfig(batch_size=64, augment=False))
+    assert images.dtype == tf.float32 and 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_max(images)) > 0.5  # scaled once, not twice
+
+
+def test_switched_off_is_the_identity(cifar, cifar_pixels):
     images, labels = first_batch(cifar, TrainConfig(batch_size=256, augment=False))
     order = np.argsort(np.argmax(labels, axis=1) * 1e6 + images.numpy().sum(axis=(1, 2, 3)))
-    reference = np.argsort(np.argmax(cifar.y_train, axis=1) * 1e6 + cifar.x_train.sum(axis=(1, 2, 3)))
-    assert np.array_equal(images.numpy()[order], cifar.x_train[reference])
+    reference = np.argsort(np.argmax(cifar.y_train, axis=1) * 1e6 + cifar_pixels.sum(axis=(1, 2, 3)))
+    assert np.array_equal(images.numpy()[order], cifar_pixels[reference])
 
 
-def test_zero_ranges_without_flip_resample_exactly(cifar):
+def test_zero_ranges_without_flip_resample_exactly(cifar_pixels):
     config = TrainConfig(horizontal_flip=False, **NO_GEOMETRY)
-    images = tf.constant(cifar.x_train[:16])
+    images = tf.constant(cifar_pixels[:16])
     out = augment_batch(images, tf.constant([1, 2], tf.int64), config)
     np.testing.assert_allclose(out.numpy(), images.numpy(), atol=1e-6)
 
 
-def test_flip_alone_mirrors_about_half_the_images(cifar):
+def test_flip_alone_mirrors_about_half_the_images(cifar_pixels):
     config = TrainConfig(horizontal_flip=True, **NO_GEOMETRY)
-    images = cifar.x_train[:64]
+    images = cifar_pixels[:64]
     out = augment_batch(tf.constant(images), tf.constant([3, 4], tf.int64), config).numpy()
     same = [np.allclose(o, i, atol=1e-6) for o, i in zip(out, images)]
     mirrored = [np.allclose(o, i[:, ::-1], atol=1e-6) for o, i in zip(out, images)]
@@ -73,13 +86,13 @@ def test_shards_are_disjoint(cifar):
     assert len(seen) == 256 and len(set(seen)) == len(set(cifar.x_train.sum(axis=(1, 2, 3)).round(3).tolist()))
 
 
-def test_on_device_the_pipeline_passes_images_through_and_the_model_augments(cifar):
+def test_on_device_the_pipeline_passes_images_through_and_the_model_augments(cifar, cifar_pixels):
     from cnn.device_augment import RandomAffine
 
     config = TrainConfig(batch_size=16, seed=3, augment_on_device=True)
     images, _ = next(iter(training_dataset(cifar.x_train[:64], cifar.y_train[:64], config, epoch=0)))
     order = np.random.default_rng(3 * SEED_STRIDE).permutation(64)[:16]
-    np.testing.assert_array_equal(images.numpy(), cifar.x_train[:64][order])
+    np.testing.assert_array_equal(images.numpy(), cifar_pixels[:64][order])
 
     layer = RandomAffine.from_config_of(config)
     np.testing.assert_array_equal(layer(images, training=False).numpy(), images.numpy())

@@ -4,15 +4,17 @@ import socket
 import numpy as np
 import pytest
 
-from cnn.data import DataError, load_dataset, read_npz
+from cnn.data import DataError, compact_pixels, load_dataset, read_npz, unit_float
 
 
-def test_mnist_is_scaled_one_hot_and_split(data_dir):
+def test_mnist_is_compact_one_hot_and_split(data_dir):
     data = load_dataset("mnist", data_dir=str(data_dir), validation_fraction=0.1)
     assert data.x_train.shape == (54000, 28, 28, 1) and data.x_val.shape == (6000, 28, 28, 1)
     assert data.x_test.shape == (10000, 28, 28, 1)
     for x in (data.x_train, data.x_val, data.x_test):
-        assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+        assert x.dtype == np.uint8 and x.min() == 0 and x.max() == 255  # one byte a pixel
+        scaled = unit_float(x[:100])
+        assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
     assert data.y_train.shape == (54000, 10) and data.y_train.dtype == np.float32
     assert np.all(data.y_train.sum(axis=1) == 1.0)
     assert "checksum verified" in data.source
@@ -74,6 +76,7 @@ def test_pickled_arrays_are_refused(tmp_path):
     ({"y_train": np.zeros(9, np.int64)}, "y_train has shape"),
     ({"y_test": np.zeros(4, np.float32)}, "expected integer"),
     ({"x_test": np.zeros((4, 9, 9), np.uint8)}, "differ in shape"),
+    ({"x_train": np.full((10, 8, 8), 300, np.int16)}, "integer pixels outside"),
 ])
 def test_wrong_shapes_dtypes_and_labels(tmp_path, change, words):
     arrays = {"x_train": np.zeros((10, 8, 8), np.uint8), "y_train": np.zeros(10, np.int64),
@@ -103,3 +106,17 @@ def test_offline_download_is_one_line_with_advice(tmp_path, monkeypatch):
         load_dataset("fashion_mnist", data_dir=str(tmp_path))
     message = str(error.value)
     assert "CNN_DATA_DIR" in message and "fashion_mnist.npz" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("pixels, kind", [
+    (np.array([[0, 17, 255]], np.uint8), np.uint8),
+    (np.array([[0, 17, 255]], np.int64), np.uint8),
+    (np.array([[0, 17, 255]], np.float64) / 255.0, np.uint8),  # whole steps of 1/255: no loss as bytes
+    (np.array([[0.0, 17.0, 255.0]], np.float32), np.uint8),  # whole numbers in [0, 255]
+    (np.array([[0.0, 0.3333, 1.0]], np.float32), np.float32),  # not whole steps: kept as floats
+])
+def test_pixels_become_bytes_only_when_nothing_is_lost(pixels, kind):
+    compact = compact_pixels(pixels[np.newaxis])
+    assert compact.dtype == kind and compact.shape == (1, 1, 3, 1)
+    expected = pixels / (255.0 if pixels.max() > 1 else 1.0)
+    np.testing.assert_allclose(unit_float(compact)[0, ..., 0], expected, atol=1e-6)

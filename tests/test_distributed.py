@@ -3,7 +3,7 @@
 import pytest
 
 from cnn.config import TrainConfig
-from cnn.data import load_dataset
+from cnn.data import load_dataset, unit_float
 from cnn.checkpoint_state import CheckpointState, read_worker_records
 from cnn.model_io import load_model
 
@@ -71,7 +71,7 @@ def test_two_workers_learn_and_end_with_identical_weights(local_ray, mnist_ref, 
     assert all(0 < row["val_seconds"] and 0 < row["test_seconds"] < row["epoch_seconds"] for row in history)
 
     model = load_model(result.checkpoint.path)
-    accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)[1]
+    accuracy = model.evaluate(unit_float(data.x_test), data.y_test, verbose=0)[1]
     assert accuracy == pytest.approx(history[-1]["test_accuracy"], abs=1e-4), \
         "sharded test evaluation across workers must count every test image once"
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cnn.config import TrainConfig
-from cnn.data import load_dataset
+from cnn.data import load_dataset, unit_float
 from cnn.final_model import (KERAS_FILE, MODEL_CARD, SAVED_MODEL_DIR, export_model, final_epochs, model_card,
                              training_plus_validation)
 from cnn.model import build_model
@@ -50,7 +50,7 @@ def test_the_export_is_whole_and_both_formats_give_the_same_probabilities(export
     assert card["dataset"]["trained_on"] == "300 images: 270 training + 30 validation"  # validation folded in
     assert card["chosen_configuration"]["test_accuracy_ci95"] == [0.88, None]
     served = tf.saved_model.load(str(folder / SAVED_MODEL_DIR))
-    images = data.x_test[:8]
+    images = unit_float(data.x_test[:8])
     expected = model.predict(images, verbose=0)
     assert np.allclose(served.serve(tf.constant(images)).numpy(), expected, atol=1e-5)
 
@@ -60,11 +60,11 @@ def test_cnn_predict_classifies_image_files_and_an_npz(exported, tmp_path):
     pngs = []
     for i in range(3):
         path = tmp_path / f"digit{i}.png"
-        image = Image.fromarray((data.x_test[i, :, :, 0] * 255).round().astype(np.uint8), mode="L")
+        image = Image.fromarray(data.x_test[i, :, :, 0], mode="L")
         (image.convert("P") if i == 2 else image).save(path)  # a palette PNG reads as grayscale too
         pngs.append(str(path))
     npz = tmp_path / "batch.npz"
-    np.savez(npz, x_test=(data.x_test[:5] * 255).round().astype(np.uint8)[..., 0])  # (N, H, W): channel added
+    np.savez(npz, x_test=data.x_test[:5, :, :, 0])  # uint8 (N, H, W): channel added
     out = tmp_path / "predictions.csv"
     done = predict(str(folder), *pngs, str(npz), "--top-k", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
@@ -72,9 +72,9 @@ def test_cnn_predict_classifies_image_files_and_an_npz(exported, tmp_path):
     assert list(table.columns) == ["file", "index", "class_1", "probability_1", "class_2", "probability_2"]
     assert list(table["index"]) == [0, 0, 0, 0, 1, 2, 3, 4] and table["file"].iloc[-1] == str(npz)
     assert (table["probability_1"] >= table["probability_2"]).all()
-    expected = model.predict(data.x_test[:5], verbose=0)
+    expected = model.predict(unit_float(data.x_test[:5]), verbose=0)
     assert list(table["class_1"].iloc[3:]) == [str(c) for c in expected.argmax(axis=1)]
-    assert np.allclose(table["probability_1"].iloc[3:], expected.max(axis=1), atol=1e-3)  # uint8 round trip
+    assert np.allclose(table["probability_1"].iloc[3:], expected.max(axis=1), atol=1e-3)
 
 
 @pytest.mark.parametrize("case, says", [
