@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn.data import Dataset, DataError, load_dataset
+from cnn.config import TrainConfig
+from cnn.data import Dataset, DataError, load_for
 from cnn.model_io import MODEL_FILE
 from cnn.sweep_results import TRAIN_RUNS_DIR
 
@@ -83,9 +84,7 @@ def load_test_data(experiment: Experiment, data_dir: str | None) -> tuple[Datase
     if not base.get("dataset"):
         return None, "sweep.json records no dataset (settings.base.dataset), so the test images are unknown"
     try:
-        data = load_dataset(str(base["dataset"]), data_dir=data_dir, limit=_optional_int(base.get("limit")),
-                            test_limit=_optional_int(base.get("test_limit")),
-                            validation_fraction=float(base.get("validation_fraction", 0.1)))
+        data = load_for(stored_config(base), data_dir)
     except (DataError, OSError, ValueError) as error:
         return None, f"could not load the test images: {_first_line(error)}"
     expected = (experiment.sweep.get("dataset") or {}).get("test")
@@ -95,10 +94,11 @@ def load_test_data(experiment: Experiment, data_dir: str | None) -> tuple[Datase
     return data, ""
 
 
-def _optional_int(value: Any) -> int | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return int(value)
+def stored_config(base: dict[str, Any]) -> TrainConfig:
+    """The sweep's base config as sweep.json stores it; keys this version does not know (a sweep
+    from another version) are left out, so that its data settings still apply."""
+    known = set(TrainConfig.__dataclass_fields__)
+    return TrainConfig.from_dict({key: value for key, value in base.items() if key in known})
 
 
 def _first_line(error: BaseException) -> str:

@@ -16,6 +16,7 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 COMMUNICATIONS = ("auto", "nccl", "ring")
+COLOR_MODES = ("rgb", "grayscale")  # as keras.utils.image_dataset_from_directory's color_mode
 # The ranges augment_strength scales: strength 1 is the original study's augmentation, 0 none.
 AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
 
@@ -33,11 +34,18 @@ class TrainConfig:
     """Everything that decides what one training run trains and how."""
 
     # --- data ---
-    dataset: str = _knob("cifar10", "mnist, fashion_mnist, cifar10, or a path to an .npz file")
+    dataset: str = _knob("cifar10", "mnist, fashion_mnist, cifar10, a path to an .npz file, or a folder of "
+                                    "images with one subfolder per class (local, s3:// or gs://)")
     limit: int | None = _knob(None, "train on the first N training images only (quick runs)", low=1)
     test_limit: int | None = _knob(None, "evaluate on the first N test images only (quick runs)", low=1)
     validation_fraction: float = _knob(
         0.1, "fraction of the training images held out for validation (model selection)",
+        low=0.0, high=1.0, high_open=True)
+    image_height: int | None = _knob(None, "image folders: resize every image to this height (pixels)", low=1)
+    image_width: int | None = _knob(None, "image folders: resize every image to this width (pixels)", low=1)
+    color_mode: str = _knob("rgb", "image folders: rgb (3 channels) or grayscale (1)", choices=COLOR_MODES)
+    test_fraction: float = _knob(
+        0.2, "image folders without a test/ folder: fraction of the images held out as the test set",
         low=0.0, high=1.0, high_open=True)
 
     # --- optimisation ---
@@ -106,6 +114,8 @@ class TrainConfig:
         if self.augment and self.augment_on_device and self.jit_compile:
             raise ValueError("augment_on_device cannot be combined with jit_compile: XLA has no kernel for the "
                              "affine resampling (ImageProjectiveTransformV3); drop one of the two")
+        if (self.image_height is None) != (self.image_width is None):
+            raise ValueError("image_height and image_width go together (--image-size HEIGHT WIDTH)")
         if self.deterministic and self.jit_compile:
             raise ValueError("deterministic cannot be combined with jit_compile: XLA has no deterministic "
                              "MaxPool gradient (TensorFlow refuses the step) and its dropout ignores the seed; "
@@ -147,6 +157,11 @@ class TrainConfig:
         if not self.augment:
             return 0.0
         return round(self.rotation_degrees / TrainConfig().rotation_degrees, 9)
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(height, width) that image-folder images are resized to, or None to keep their size."""
+        return None if self.image_height is None else (self.image_height, int(self.image_width or 0))
 
     @property
     def train_images(self) -> str:

@@ -1,8 +1,8 @@
-"""Load an image-classification dataset, check it, scale it and split off validation.
+"""Load an image-classification dataset, check it, keep it compact and split off validation.
 
-Lookup order for a named dataset: an explicit `.npz` path; `<data_dir>/<name>.npz` where
-data_dir is an argument or the CNN_DATA_DIR setting; Keras' own download. Files are read
-with `allow_pickle=False`, so no file is ever unpickled.
+Lookup order: a folder of class subfolders (cnn/image_folder.py); an explicit `.npz` path;
+`<data_dir>/<name>.npz` where data_dir is an argument or the CNN_DATA_DIR setting; Keras' own
+download. Files are read with `allow_pickle=False`, so no file is ever unpickled.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cnn.config import TrainConfig
+from cnn.image_folder import is_image_folder, list_image_files, read_images
 
 DATA_DIR_SETTING = "CNN_DATA_DIR"
 VALIDATION_SPLIT_SEED = 20240501  # fixed, so every trial and seed sees the same validation set
@@ -74,9 +77,21 @@ class Dataset:
                 f"{self.num_classes} classes, from {self.source}")
 
 
+def load_for(config: TrainConfig, data_dir: str | None = None) -> Dataset:
+    """The dataset a training config names, read with its data settings."""
+    return load_dataset(config.dataset, data_dir=data_dir, limit=config.limit, test_limit=config.test_limit,
+                        validation_fraction=config.validation_fraction, image_size=config.image_size,
+                        color_mode=config.color_mode, test_fraction=config.test_fraction)
+
+
 def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = None,
-                 test_limit: int | None = None, validation_fraction: float = 0.1) -> Dataset:
-    """Find, read, check and prepare a dataset (see the module docstring for the lookup)."""
+                 test_limit: int | None = None, validation_fraction: float = 0.1,
+                 image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
+                 test_fraction: float = 0.2) -> Dataset:
+    """Find, read, check and prepare a dataset (see the module docstring for the lookup).
+    image_size, color_mode and test_fraction apply to image folders only."""
+    if is_image_folder(dataset):
+        return load_image_folder(dataset, limit, test_limit, validation_fraction, image_size, color_mode, test_fraction)
     name, path = resolve_dataset(dataset, data_dir)
     if path is None:
         raw, where, provenance = _download_with_keras(name), f"keras.datasets.{name}", ""
@@ -86,6 +101,20 @@ def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = 
     dataset_ = prepare(raw, name=name, source=where, limit=limit, test_limit=test_limit,
                        validation_fraction=validation_fraction)
     return dataclasses.replace(dataset_, source=where + provenance)
+
+
+def load_image_folder(root: str, limit: int | None, test_limit: int | None, validation_fraction: float,
+                      image_size: tuple[int, int] | None, color_mode: str, test_fraction: float) -> Dataset:
+    """An image folder, decoded: only the files `limit` and `test_limit` keep."""
+    files = list_image_files(root, test_fraction)
+    train, test = files.train[:limit], files.test[:test_limit]
+    x, y = read_images(files, train + test, image_size, color_mode)  # together: one size check over both
+    raw = {"x_train": x[:len(train)], "y_train": y[:len(train)], "x_test": x[len(train):], "y_test": y[len(train):]}
+    name = root.rstrip("/").rsplit("/", 1)[-1] or root
+    source = f"{root} ({files.describe()})"
+    check_arrays(raw, root)
+    return prepare(raw, name=name, source=source, validation_fraction=validation_fraction,
+                   class_names=files.class_names)
 
 
 def resolve_dataset(dataset: str, data_dir: str | None = None) -> tuple[str, Path | None]:
@@ -171,11 +200,14 @@ def check_arrays(raw: dict[str, np.ndarray], source: str) -> None:
 
 
 def prepare(raw: dict[str, np.ndarray], name: str, source: str, limit: int | None = None,
-            test_limit: int | None = None, validation_fraction: float = 0.1) -> Dataset:
-    """Compact the pixels, add the channel axis, one-hot the labels, split off validation."""
+            test_limit: int | None = None, validation_fraction: float = 0.1,
+            class_names: list[str] | None = None) -> Dataset:
+    """Compact the pixels, add the channel axis, one-hot the labels, split off validation.
+    Class names: `class_names` if given, else the known dataset's, else the label numbers."""
     x_pool, y_pool = raw["x_train"][:limit], raw["y_train"].reshape(-1)[:limit]
     x_test, y_test = raw["x_test"][:test_limit], raw["y_test"].reshape(-1)[:test_limit]
-    num_classes = len(CLASS_NAMES.get(name, [])) or int(max(y_pool.max(), y_test.max())) + 1
+    class_names = class_names or CLASS_NAMES.get(name)
+    num_classes = len(class_names or []) or int(max(y_pool.max(), y_test.max())) + 1
     if y_pool.max() >= num_classes or y_test.max() >= num_classes:
         raise DataError(f"{source}: labels go up to {max(y_pool.max(), y_test.max())} but "
                         f"{name} has {num_classes} classes")
@@ -185,7 +217,7 @@ def prepare(raw: dict[str, np.ndarray], name: str, source: str, limit: int | Non
     if len(train_idx) == 0:
         raise DataError(f"{source}: no training images left after holding out "
                         f"{validation_fraction:.0%} for validation")
-    class_names = CLASS_NAMES.get(name) or [str(i) for i in range(num_classes)]
+    class_names = class_names or [str(i) for i in range(num_classes)]
     return Dataset(
         name=name, source=source, class_names=class_names,
         x_train=compact_pixels(x_pool[train_idx]), y_train=one_hot(y_pool[train_idx], num_classes),

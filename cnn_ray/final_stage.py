@@ -18,6 +18,7 @@ import ray
 from analysis.configs import config_table, scored
 from analysis.evidence import stage_rows
 from cnn.data import Dataset, resolve_dataset, sha256_of
+from cnn.image_folder import is_image_folder
 from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
                              training_plus_validation)
 from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, filesystem,
@@ -79,13 +80,21 @@ def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str
         raise result.error
     states = checkpoint_states(f"{experiment}/{FINAL_RUN_DIR}/{RUN_NAME}")
     checkpoint, state = max(states, key=lambda s: s[1].epochs_done)
-    name, path = resolve_dataset(config.dataset, data_dir)
     card = model_card(config=state.config or config.to_dict(), data=merged, folded_validation=len(data.x_val),
-                      dataset_sha256=sha256_of(path) if path is not None else None,
+                      dataset_sha256=dataset_sha256(config.dataset, data_dir),
                       chosen=chosen.to_dict(), final_test_accuracy=state.history[-1]["test_accuracy"],
                       epochs_run=state.epochs_done, experiment=experiment, git_commit=git_commit(),
                       packages=package_versions())
     return _export(checkpoint, card, final_model_path(experiment))
+
+
+def dataset_sha256(dataset: str, data_dir: str | None) -> str | None:
+    """The checksum of the .npz the model was trained from; None for Keras' download and for image
+    folders (many files: the model card names the folder and its file count instead)."""
+    if is_image_folder(dataset):
+        return None
+    _, path = resolve_dataset(dataset, data_dir)
+    return sha256_of(path) if path is not None else None
 
 
 def _export(checkpoint: str, card: dict[str, Any], target: str) -> str:

@@ -18,9 +18,10 @@ from typing import Any, NoReturn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 from cnn.config import TrainConfig, field_help  # noqa: E402
-from cnn.data import DATA_DIR_SETTING, Dataset, load_dataset  # noqa: E402
+from cnn.data import DATA_DIR_SETTING, Dataset, load_for  # noqa: E402
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
+SIZE_FIELDS = ("image_height", "image_width")  # set together by --image-size HEIGHT WIDTH
 
 
 def fail(message: str) -> NoReturn:
@@ -33,7 +34,12 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | No
     """One flag per TrainConfig field (--l2-conv, --no-augment, ...), defaults shown in --help."""
     defaults = defaults or TrainConfig()
     group = parser.add_argument_group(title)
+    group.add_argument("--image-size", dest="image_size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+                       help="image folders: resize every image to HEIGHT x WIDTH pixels (needed when their sizes "
+                            f"differ; default: {defaults.image_height} {defaults.image_width}, the images' own size)")
     for f in dataclasses.fields(TrainConfig):
+        if f.name in SIZE_FIELDS:
+            continue
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         # argparse %-formats help texts: a literal "%" ("1% of it") must be doubled.
         text = f"{field_help(f.name)} (default: {default})".replace("%", "%%")
@@ -49,6 +55,8 @@ def config_from_args(args: argparse.Namespace, defaults: TrainConfig | None = No
     defaults = defaults or TrainConfig()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
+    if getattr(args, "image_size", None) is not None:
+        given.update(zip(SIZE_FIELDS, args.image_size))
     try:
         return defaults.replace(**given)
     except ValueError as error:
@@ -63,8 +71,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_data(config: TrainConfig, data_dir: str | None) -> Dataset:
     try:
-        return load_dataset(config.dataset, data_dir=data_dir, limit=config.limit,
-                            test_limit=config.test_limit, validation_fraction=config.validation_fraction)
+        return load_for(config, data_dir)
     except ValueError as error:
         fail(str(error))
 

@@ -17,6 +17,7 @@ from cnn.model_io import load_model
 from cnn.sweep_file import load_sweep_file
 from cnn.sweep_results import CONFIRM_DIR
 from cnn_ray.trial_clock import read_trial_times
+from image_folders import DIGIT_NAMES, write_mnist_folders
 from ray_cluster import head_node as start_head, token_env
 from search_driver import drive, generator
 from sweep_checks import (REPO, check_tables, finished_and_next_started, hparams_sessions, job_env, run_sweep,
@@ -29,8 +30,12 @@ pytestmark = pytest.mark.slow
 def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data_dir, tmp_path):
     """The smoke preset end to end (2 trials on 2 workers each, tables, TensorBoard logs, report),
     with its second grid point made to diverge: L2 = 1e38 overflows float32, so that trial's loss
-    is infinite from its first step. It must be recorded as failed, the other trial must finish."""
+    is infinite from its first step. It must be recorded as failed, the other trial must finish.
+    Its data is a person's own: a folder of MNIST digits as PNG and JPEG files, one subfolder per
+    class named after the digit, in train/ and test/ (the other sweeps of this module read .npz files)."""
+    digits = write_mnist_folders(data_dir / "mnist.npz", tmp_path / "digits", train=1200, test=500)
     done = run_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", "smoke",
+                      "--dataset", str(digits), "--color-mode", "grayscale",
                       "--grid-l2", "0", "1e38", "--final"], data_dir, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
@@ -50,6 +55,7 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert f"report: {report}" in done.stdout and report.stat().st_size > 10_000
     html = report.read_text()
     assert "diverged" in html and diverged.trial_id in html
+    assert all(f"<td>{name}</td>" in html for name in DIGIT_NAMES), "the per-class table names the folders' classes"
     # The final model: the healthy configuration (the only one with a result), trained on training +
     # validation data for the epochs its validation accuracy chose, exported, and usable by cnn-predict.
     final = tmp_path / "smoke" / "final_model"
@@ -57,7 +63,8 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     card = json.loads((final / "model_card.json").read_text())
     assert card["chosen_configuration"]["config_id"] == healthy.config_id and card["config"]["l2_conv"] == 0
     assert card["epochs_run"] == healthy.best_epoch and card["dataset"]["trained_on"] == "1200 images: 1080 training + 120 validation"
-    assert 0 <= card["final_model_test_accuracy"] <= 1 and card["dataset"]["sha256"]
+    assert 0 <= card["final_model_test_accuracy"] <= 1 and card["dataset"]["source"].startswith(str(digits))
+    assert card["input"]["class_names"] == sorted(DIGIT_NAMES) and card["input"]["shape"] == [28, 28, 1]
     images = tmp_path / "images.npz"
     np.savez(images, x=np.zeros((3, 28, 28), dtype=np.uint8))
     predicted = subprocess.run([sys.executable, "jobs/predict.py", str(final), str(images), "--out",
