@@ -18,9 +18,9 @@ import numpy as np
 
 from cnn.config import TrainConfig
 from cnn.image_folder import is_image_folder, list_image_files, read_images
+from cnn.splits import validation_split
 
 DATA_DIR_SETTING = "CNN_DATA_DIR"
-VALIDATION_SPLIT_SEED = 20240501  # fixed, so every trial and seed sees the same validation set
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 1000
 
@@ -211,9 +211,7 @@ def prepare(raw: dict[str, np.ndarray], name: str, source: str, limit: int | Non
     if y_pool.max() >= num_classes or y_test.max() >= num_classes:
         raise DataError(f"{source}: labels go up to {max(y_pool.max(), y_test.max())} but "
                         f"{name} has {num_classes} classes")
-    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x_pool))
-    n_val = int(round(len(x_pool) * validation_fraction))
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train_idx, val_idx = validation_split(len(x_pool), validation_fraction)
     if len(train_idx) == 0:
         raise DataError(f"{source}: no training images left after holding out "
                         f"{validation_fraction:.0%} for validation")

@@ -7,13 +7,16 @@ Two layouts, as `keras.utils.image_dataset_from_directory` reads them:
     my_images/train/cat/..., my_images/test/cat/...       train/ and test/, each with the same classes
 
 Class names are the subfolders' names, in sorted order (class index = position), as Keras does.
-Images are JPEG or PNG, found at any depth under their class folder; hidden files (".DS_Store")
-are skipped, any other file that is not a JPEG or PNG is an error naming it. The root may be a
+Images are JPEG or PNG files (.jpg, .jpeg, .png), found at any depth under their class folder.
+Names starting with "." are skipped at any depth (".DS_Store"), and class folders starting with
+"_" too (Ray Data's listing skips them); any other file is an error naming it. The root may be a
 local path or a URI pyarrow's filesystems open (s3://bucket/prefix, gs://bucket/prefix).
 
 Files are listed, put in a fixed pseudo-random order (so that `limit` takes a mix of classes and a
 held-out test set is the same every time) and only then decoded, the ones `limit` keeps only.
-Pixels stay uint8.
+Pixels stay uint8. The streaming loader (cnn_ray/streaming.py) picks its training files with
+TrainingFiles, the same rules applied to Ray Data's own listing, so both loaders train, validate
+and test on the same files.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from __future__ import annotations
 import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow.fs as pafs
 
+from cnn.splits import validation_split
+
 IMAGE_FORMATS = ("JPEG", "PNG")
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")  # compared in lower case
 SPLIT_DIRS = ("train", "test")
 FOLDER_ORDER_SEED = 20240502  # fixed: the same files in the same order, in every trial and every run
 DECODE_THREADS = 8  # decoding and (for buckets) reading release the GIL
@@ -60,8 +67,7 @@ def is_image_folder(dataset: str) -> bool:
 def list_image_files(root: str, test_fraction: float) -> ImageFiles:
     """The folder's classes and files; the test set is its test/ folder, else `test_fraction` of the files."""
     filesystem, base = _open(root)
-    subfolders = _subfolders(filesystem, base)
-    if set(SPLIT_DIRS) <= set(subfolders) and _subfolders(filesystem, f"{base}/train"):
+    if split_layout(filesystem, base):
         class_names = _class_names(filesystem, f"{base}/train", f"{root}/train")
         test_classes = _class_names(filesystem, f"{base}/test", f"{root}/test")
         if test_classes != class_names:
@@ -69,16 +75,73 @@ def list_image_files(root: str, test_fraction: float) -> ImageFiles:
             extra = sorted(set(test_classes) - set(class_names))
             raise ImageFolderError(f"{root}/test: its classes differ from train/'s (missing: {', '.join(missing) or 'none'}; "
                                    f"not in train/: {', '.join(extra) or 'none'})")
-        train = _shuffled(_labelled_files(filesystem, f"{base}/train", f"{root}/train", class_names))
-        test = _shuffled(_labelled_files(filesystem, f"{base}/test", f"{root}/test", class_names))
+        train, _ = ordered_split(_listed(filesystem, f"{base}/train", f"{root}/train", class_names), None)
+        test, _ = ordered_split(_listed(filesystem, f"{base}/test", f"{root}/test", class_names), None)
         return ImageFiles(root, class_names, train, test, filesystem)
     class_names = _class_names(filesystem, base, root)
-    files = _shuffled(_labelled_files(filesystem, base, root, class_names))
-    held_out = int(round(len(files) * test_fraction))
-    if held_out == 0 or held_out == len(files):
-        raise ImageFolderError(f"{root}: {len(files)} images cannot be split into train and test with "
+    listed = _listed(filesystem, base, root, class_names)
+    held_out = int(round(len(listed) * test_fraction))
+    if held_out == 0 or held_out == len(listed):
+        raise ImageFolderError(f"{root}: {len(listed)} images cannot be split into train and test with "
                                f"test_fraction={test_fraction}; add images or give train/ and test/ folders")
-    return ImageFiles(root, class_names, files[held_out:], files[:held_out], filesystem)
+    train, test = ordered_split(listed, test_fraction)
+    return ImageFiles(root, class_names, train, test, filesystem)
+
+
+def split_layout(filesystem: pafs.FileSystem, base: str) -> bool:
+    """Whether the folder holds train/ and test/ folders (with class subfolders in train/)."""
+    return set(SPLIT_DIRS) <= set(_subfolders(filesystem, base)) and bool(_subfolders(filesystem, f"{base}/train"))
+
+
+def labelled_files(paths: Iterable[str], base: str, class_names: Sequence[str]) -> list[tuple[str, int]]:
+    """(path, class index) of the image files among `paths` (as a recursive listing of `base` gives
+    them), by class then path: the files in their class folders, hidden names skipped."""
+    index = {name: i for i, name in enumerate(class_names)}
+    found = []
+    for path in paths:
+        parts = PurePosixPath(path[len(base):].lstrip("/")).parts
+        if len(parts) >= 2 and parts[0] in index and not any(part.startswith(".") for part in parts):
+            found.append((path, index[parts[0]]))
+    return sorted(found, key=lambda item: (item[1], item[0]))
+
+
+def ordered_split(files: list[tuple[str, int]], test_fraction: float | None
+                  ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(train, test): the files in the fixed pseudo-random order, the first `test_fraction` of them
+    (rounded) held out as the test set; all of them train when test_fraction is None."""
+    order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(files))
+    shuffled = [files[i] for i in order]
+    held_out = 0 if test_fraction is None else int(round(len(files) * test_fraction))
+    return shuffled[held_out:], shuffled[:held_out]
+
+
+def training_and_validation(train: list[tuple[str, int]], limit: int | None, validation_fraction: float
+                            ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The files the in-memory loader trains and validates on: the first `limit` of the training
+    files, split as cnn.data.prepare splits their images."""
+    pool = train[:limit]
+    train_idx, val_idx = validation_split(len(pool), validation_fraction)
+    return [pool[i] for i in train_idx], [pool[i] for i in val_idx]
+
+
+@dataclass(frozen=True)
+class TrainingFiles:
+    """Ray Data's partition_filter for the streaming loader: from a listing of the training folder
+    (`base`: the root, or its train/), the files the in-memory loader would train on; with
+    `with_validation`, its validation files too (the final model's data). Small, so that Ray can
+    hand it to every read task."""
+
+    base: str
+    class_names: tuple[str, ...]
+    test_fraction: float | None  # None: the folder has a test/ of its own
+    limit: int | None
+    validation_fraction: float
+    with_validation: bool = False
+
+    def __call__(self, paths: list[str]) -> list[str]:
+        train, _ = ordered_split(labelled_files(paths, self.base, self.class_names), self.test_fraction)
+        kept, validation = training_and_validation(train, self.limit, self.validation_fraction)
+        return [path for path, _ in kept + (validation if self.with_validation else [])]
 
 
 def read_images(files: ImageFiles, split: list[tuple[str, int]], image_size: tuple[int, int] | None,
@@ -134,7 +197,8 @@ def _open(root: str) -> tuple[pafs.FileSystem, str]:
 
 def _subfolders(filesystem: pafs.FileSystem, base: str) -> list[str]:
     entries = filesystem.get_file_info(pafs.FileSelector(base))
-    return sorted(e.base_name for e in entries if e.type == pafs.FileType.Directory and not e.base_name.startswith("."))
+    return sorted(e.base_name for e in entries
+                  if e.type == pafs.FileType.Directory and not e.base_name.startswith((".", "_")))
 
 
 def _class_names(filesystem: pafs.FileSystem, base: str, shown: str) -> list[str]:
@@ -147,22 +211,17 @@ def _class_names(filesystem: pafs.FileSystem, base: str, shown: str) -> list[str
     return names
 
 
-def _labelled_files(filesystem: pafs.FileSystem, base: str, shown: str, class_names: list[str]) -> list[tuple[str, int]]:
-    files = []
-    for index, name in enumerate(class_names):
-        selector = pafs.FileSelector(f"{base}/{name}", recursive=True)
-        found = sorted(e.path for e in filesystem.get_file_info(selector)
-                       if e.type == pafs.FileType.File and not _hidden(e.path, base))
-        if not found:
+def _listed(filesystem: pafs.FileSystem, base: str, shown: str, class_names: list[str]) -> list[tuple[str, int]]:
+    """Every image file under the class folders, by class then path; one line for an empty class or
+    a file that is not named as a JPEG or PNG."""
+    entries = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+    files = labelled_files([e.path for e in entries if e.type == pafs.FileType.File], base, class_names)
+    for path, _ in files:
+        if path.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
+            raise ImageFolderError(f"{path}: not a JPEG or PNG image (by its name; images end in "
+                                   f"{', '.join('.' + e for e in IMAGE_EXTENSIONS)})")
+    counts = np.bincount([label for _, label in files], minlength=len(class_names))
+    for name, count in zip(class_names, counts):
+        if count == 0:
             raise ImageFolderError(f"{shown}/{name}: class '{name}' has no images")
-        files.extend((path, index) for path in found)
     return files
-
-
-def _hidden(path: str, base: str) -> bool:
-    return any(part.startswith(".") for part in PurePosixPath(path[len(base):]).parts)
-
-
-def _shuffled(files: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(files))
-    return [files[i] for i in order]

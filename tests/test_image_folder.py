@@ -10,7 +10,8 @@ from PIL import Image
 
 from cnn.config import TrainConfig
 from cnn.data import load_dataset, load_for
-from cnn.image_folder import ImageFolderError, list_image_files
+from cnn.image_folder import (ImageFolderError, TrainingFiles, list_image_files, read_images,
+                              training_and_validation)
 from image_folders import CLASSES, write_class_folders
 
 
@@ -109,6 +110,11 @@ def _a_gif(root):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "circle" / "anim.gif")
 
 
+def _a_gif_named_png(root):
+    write_class_folders(root, per_class=2)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "circle" / "anim.png", format="GIF")
+
+
 def _one_class(root):
     write_class_folders(root, per_class=3, classes=("only",))
 
@@ -121,11 +127,13 @@ def _test_classes_differ(root):
 @pytest.mark.parametrize("make, words", [
     (_no_class_folders, "no class subfolders; an image folder holds one subfolder of images per class"),
     (_an_empty_class, "/empty: class 'empty' has no images"),
-    (_a_text_file, "cross/notes.txt: not a JPEG or PNG image"),
-    (_a_gif, "circle/anim.gif: a GIF image; only JPEG and PNG are read"),
+    (_a_text_file, "cross/notes.txt: not a JPEG or PNG image (by its name"),
+    (_a_gif, "circle/anim.gif: not a JPEG or PNG image (by its name"),
+    (_a_gif_named_png, "circle/anim.png: a GIF image; only JPEG and PNG are read"),
     (_one_class, "only one class (only); a classifier needs at least two class subfolders"),
     (_test_classes_differ, "/test: its classes differ from train/'s (missing: stripes; not in train/: squares)"),
-], ids=["no class subfolders", "an empty class", "a text file", "a GIF", "one class", "test classes differ"])
+], ids=["no class subfolders", "an empty class", "a text file", "a GIF", "a GIF named .png", "one class",
+        "test classes differ"])
 def test_bad_folders_get_one_line_naming_what_is_wrong(tmp_path, make, words):
     root = tmp_path / "bad"
     make(root)
@@ -135,6 +143,38 @@ def test_bad_folders_get_one_line_naming_what_is_wrong(tmp_path, make, words):
     assert words in message and "\n" not in message
 
 
-def test_hidden_files_are_skipped(folder):
+def test_hidden_files_and_underscore_class_folders_are_skipped(folder):
     (folder / "circle" / ".DS_Store").write_bytes(b"\0\1")
-    assert len(list_image_files(str(folder), 0.2).train) == 24
+    (folder / "_thumbnails").mkdir()
+    (folder / "_thumbnails" / "x.png").write_bytes(b"\0")
+    files = list_image_files(str(folder), 0.2)
+    assert len(files.train) == 24 and files.class_names == sorted(CLASSES)
+
+
+def test_the_streaming_filter_picks_the_files_the_in_memory_loader_trains_on(tmp_path):
+    """TrainingFiles sees Ray Data's listing (every file under the training folder, hidden ones
+    and stray files included) and must keep exactly the in-memory loader's training files."""
+    for layout in ("classes", "split"):
+        root = tmp_path / layout
+        if layout == "classes":
+            write_class_folders(root, per_class=9)
+            base, test_fraction = root, 0.2
+        else:
+            write_class_folders(root / "train", per_class=9)
+            write_class_folders(root / "test", per_class=2, seed=1)
+            base, test_fraction = root / "train", None
+        (base / "circle" / ".hidden.png").write_bytes(b"\0")
+        (base / "readme.txt").write_text("at the top, in no class")
+        files = list_image_files(str(root), 0.2)
+        listing = sorted(str(p) for p in base.rglob("*") if p.is_file())
+        for limit, with_validation in ((None, False), (20, False), (None, True)):
+            kept, validation = training_and_validation(files.train, limit, 0.25)
+            picked = TrainingFiles(str(base), tuple(files.class_names), test_fraction, limit, 0.25,
+                                   with_validation)(listing)
+            assert picked == [path for path, _ in kept + (validation if with_validation else [])]
+            assert len(validation) == round(len(files.train[:limit]) * 0.25)
+        data = load_dataset(str(root), validation_fraction=0.25, test_fraction=0.2)
+        kept, validation = training_and_validation(files.train, None, 0.25)
+        for images, chosen in ((data.x_train, kept), (data.x_val, validation)):
+            expected, _ = read_images(files, chosen, None, "rgb")
+            assert np.array_equal(images, expected), "the in-memory loader holds the same files in the same order"
