@@ -8,7 +8,6 @@ recorded with the reason, for the report to show instead of failing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,7 @@ def load_test_data(experiment: Experiment, data_dir: str | None) -> tuple[Datase
     if not base.get("dataset"):
         return None, "sweep.json records no dataset (settings.base.dataset), so the test images are unknown"
     try:
-        data = load_for(stored_config(base), data_dir)
+        data = load_for(stored_config(base), data_dir, evaluation_only=True)
     except (DataError, OSError, ValueError) as error:
         return None, f"could not load the test images: {_first_line(error)}"
     expected = (experiment.sweep.get("dataset") or {}).get("test")

@@ -17,6 +17,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 COMMUNICATIONS = ("auto", "nccl", "ring")
 COLOR_MODES = ("rgb", "grayscale")  # as keras.utils.image_dataset_from_directory's color_mode
+DATA_LOADERS = ("auto", "memory", "stream")
 # The ranges augment_strength scales: strength 1 is the original study's augmentation, 0 none.
 AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
 
@@ -47,6 +48,13 @@ class TrainConfig:
     test_fraction: float = _knob(
         0.2, "image folders without a test/ folder: fraction of the images held out as the test set",
         low=0.0, high=1.0, high_open=True)
+    data_loader: str = _knob(
+        "auto", "memory: the driver reads the dataset and every worker takes it from Ray's object store; stream "
+                "(image folders): Ray Data reads the training images and streams each worker its shard, the driver "
+                "never holds them; auto: stream an image folder whose training images would take more than "
+                "stream_above_mb decoded", choices=DATA_LOADERS)
+    stream_above_mb: float = _knob(
+        4096.0, "data_loader=auto: stream an image folder whose decoded training images exceed this many MB", low=0.0)
 
     # --- optimisation ---
     epochs: int = _knob(30, "maximum number of epochs", low=1)

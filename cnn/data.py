@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn.config import TrainConfig
-from cnn.image_folder import is_image_folder, list_image_files, read_images
+from cnn.image_folder import ImageFiles, is_image_folder, list_image_files, read_images, training_and_validation
 from cnn.splits import validation_split
 
 DATA_DIR_SETTING = "CNN_DATA_DIR"
@@ -71,14 +71,39 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def summary(self, loader: str = "memory") -> "DataSummary":
+        return DataSummary(self.name, self.source, list(self.class_names), self.input_shape, len(self.x_train),
+                           len(self.x_val), len(self.x_test), loader)
+
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} validation / "
-                f"{len(self.x_test)} test images of {self.input_shape}, "
-                f"{self.num_classes} classes, from {self.source}")
+        return self.summary().describe()
 
 
-def load_for(config: TrainConfig, data_dir: str | None = None) -> Dataset:
-    """The dataset a training config names, read with its data settings."""
+@dataclass(frozen=True)
+class DataSummary:
+    """What a job says and records about its dataset, which it may never hold (the streaming loader's
+    training images stay in their folder): names, shape and counts."""
+
+    name: str
+    source: str
+    class_names: list[str]
+    input_shape: tuple[int, int, int]
+    train: int
+    validation: int
+    test: int
+    loader: str  # memory or stream
+
+    def describe(self) -> str:
+        how = ", training images streamed by Ray Data" if self.loader == "stream" else ""
+        return (f"{self.name}: {self.train} train / {self.validation} validation / {self.test} test images of "
+                f"{self.input_shape}, {len(self.class_names)} classes, from {self.source}{how}")
+
+
+def load_for(config: TrainConfig, data_dir: str | None = None, evaluation_only: bool = False) -> Dataset:
+    """The dataset a training config names, read with its data settings. With `evaluation_only`, an
+    image folder's training images are left undecoded (the report needs the test images only)."""
+    if evaluation_only and is_image_folder(config.dataset):
+        return folder_evaluation_sets(list_image_files(config.dataset, config.test_fraction), config)
     return load_dataset(config.dataset, data_dir=data_dir, limit=config.limit, test_limit=config.test_limit,
                         validation_fraction=config.validation_fraction, image_size=config.image_size,
                         color_mode=config.color_mode, test_fraction=config.test_fraction)
@@ -110,11 +135,25 @@ def load_image_folder(root: str, limit: int | None, test_limit: int | None, vali
     train, test = files.train[:limit], files.test[:test_limit]
     x, y = read_images(files, train + test, image_size, color_mode)  # together: one size check over both
     raw = {"x_train": x[:len(train)], "y_train": y[:len(train)], "x_test": x[len(train):], "y_test": y[len(train):]}
-    name = root.rstrip("/").rsplit("/", 1)[-1] or root
-    source = f"{root} ({files.describe()})"
     check_arrays(raw, root)
-    return prepare(raw, name=name, source=source, validation_fraction=validation_fraction,
+    return prepare(raw, name=folder_name(root), source=f"{root} ({files.describe()})", validation_fraction=validation_fraction,
                    class_names=files.class_names)
+
+
+def folder_evaluation_sets(files: ImageFiles, config: TrainConfig) -> Dataset:
+    """An image folder's validation and test images, decoded, and no training images: what the
+    streaming loader keeps in the object store (its training images stream from the folder)."""
+    _, validation = training_and_validation(files.train, config.limit, config.validation_fraction)
+    test = files.test[:config.test_limit]
+    x, y = read_images(files, validation + test, config.image_size, config.color_mode)
+    classes, n = len(files.class_names), len(validation)
+    return Dataset(name=folder_name(files.root), source=f"{files.root} ({files.describe()})",
+                   class_names=list(files.class_names), x_train=x[:0], y_train=one_hot(y[:0], classes),
+                   x_val=x[:n], y_val=one_hot(y[:n], classes), x_test=x[n:], y_test=one_hot(y[n:], classes))
+
+
+def folder_name(root: str) -> str:
+    return root.rstrip("/").rsplit("/", 1)[-1] or root
 
 
 def resolve_dataset(dataset: str, data_dir: str | None = None) -> tuple[str, Path | None]:

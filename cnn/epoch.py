@@ -16,19 +16,23 @@ from cnn.config import TrainConfig
 from cnn.data import Dataset
 from cnn.keras_compat import keras, layers
 from cnn.model import learning_rate_at
-from cnn.pipeline import training_dataset
+from cnn.pipeline import BatchSource, streamed_training_dataset, training_dataset
 from cnn.replicas import ReplicaLayout
 from cnn.checkpoint_state import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
 
 
 def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Dataset,
               config: TrainConfig, epoch: int, steps: int,
-              val_set: tf.data.Dataset | None, test_set: tf.data.Dataset) -> dict[str, Any]:
+              val_set: tf.data.Dataset | None, test_set: tf.data.Dataset,
+              stream: BatchSource | None = None) -> dict[str, Any]:
     """Train epoch `epoch` (0-based) on this worker's shard, then evaluate validation and test
-    (sharded by the strategy); the epoch's history row. The model was built in `strategy`'s scope."""
+    (sharded by the strategy); the epoch's history row. The model was built in `strategy`'s scope.
+    The shard comes from `data`'s arrays, or from `stream` (the streaming loader) when given."""
     def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
         layout = ReplicaLayout(context.num_input_pipelines,
                                context.num_replicas_in_sync // context.num_input_pipelines)
+        if stream is not None:
+            return streamed_training_dataset(stream, config, epoch, steps, layout, context.input_pipeline_id)
         return training_dataset(data.x_train, data.y_train, config, epoch, layout, context.input_pipeline_id)
 
     rate = learning_rate_at(config, steps, epoch * steps)  # the rate this epoch starts with

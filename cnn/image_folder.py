@@ -34,6 +34,7 @@ from cnn.splits import validation_split
 
 IMAGE_FORMATS = ("JPEG", "PNG")
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")  # compared in lower case
+PIL_MODES = {"rgb": "RGB", "grayscale": "L"}
 SPLIT_DIRS = ("train", "test")
 FOLDER_ORDER_SEED = 20240502  # fixed: the same files in the same order, in every trial and every run
 DECODE_THREADS = 8  # decoding and (for buckets) reading release the GIL
@@ -52,6 +53,8 @@ class ImageFiles:
     train: list[tuple[str, int]]  # (path, class index), in the fixed order
     test: list[tuple[str, int]]
     filesystem: pafs.FileSystem
+    train_base: str  # the folder the training files are listed from, as `filesystem` names it
+    test_folder: bool  # the test set is the folder's test/, not a held-out share
 
     def describe(self) -> str:
         return f"{len(self.train) + len(self.test)} image files in {len(self.class_names)} class folders"
@@ -64,28 +67,37 @@ def is_image_folder(dataset: str) -> bool:
     return "://" in dataset or Path(dataset).expanduser().is_dir()
 
 
+def class_folders(root: str) -> list[str]:
+    """The folder's class names, checked without listing its files (quick, whatever its size): a
+    folder, with two or more class subfolders, and a test/ with train/'s classes if it has one."""
+    filesystem, base = _open(root)
+    if not split_layout(filesystem, base):
+        return _class_names(filesystem, base, root)
+    class_names = _class_names(filesystem, f"{base}/train", f"{root}/train")
+    test_classes = _class_names(filesystem, f"{base}/test", f"{root}/test")
+    if test_classes != class_names:
+        missing = sorted(set(class_names) - set(test_classes))
+        extra = sorted(set(test_classes) - set(class_names))
+        raise ImageFolderError(f"{root}/test: its classes differ from train/'s (missing: {', '.join(missing) or 'none'}; "
+                               f"not in train/: {', '.join(extra) or 'none'})")
+    return class_names
+
+
 def list_image_files(root: str, test_fraction: float) -> ImageFiles:
     """The folder's classes and files; the test set is its test/ folder, else `test_fraction` of the files."""
+    class_names = class_folders(root)
     filesystem, base = _open(root)
     if split_layout(filesystem, base):
-        class_names = _class_names(filesystem, f"{base}/train", f"{root}/train")
-        test_classes = _class_names(filesystem, f"{base}/test", f"{root}/test")
-        if test_classes != class_names:
-            missing = sorted(set(class_names) - set(test_classes))
-            extra = sorted(set(test_classes) - set(class_names))
-            raise ImageFolderError(f"{root}/test: its classes differ from train/'s (missing: {', '.join(missing) or 'none'}; "
-                                   f"not in train/: {', '.join(extra) or 'none'})")
         train, _ = ordered_split(_listed(filesystem, f"{base}/train", f"{root}/train", class_names), None)
         test, _ = ordered_split(_listed(filesystem, f"{base}/test", f"{root}/test", class_names), None)
-        return ImageFiles(root, class_names, train, test, filesystem)
-    class_names = _class_names(filesystem, base, root)
+        return ImageFiles(root, class_names, train, test, filesystem, f"{base}/train", True)
     listed = _listed(filesystem, base, root, class_names)
     held_out = int(round(len(listed) * test_fraction))
     if held_out == 0 or held_out == len(listed):
         raise ImageFolderError(f"{root}: {len(listed)} images cannot be split into train and test with "
                                f"test_fraction={test_fraction}; add images or give train/ and test/ folders")
     train, test = ordered_split(listed, test_fraction)
-    return ImageFiles(root, class_names, train, test, filesystem)
+    return ImageFiles(root, class_names, train, test, filesystem, base, False)
 
 
 def split_layout(filesystem: pafs.FileSystem, base: str) -> bool:
@@ -172,9 +184,11 @@ def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] |
         image = Image.open(io.BytesIO(content))
         if image.format not in IMAGE_FORMATS:
             raise ImageFolderError(f"{path}: a {image.format} image; only JPEG and PNG are read")
-        image = image.convert("RGB" if color_mode == "rgb" else "L")
+        # Resized, then converted, in the order Ray Data's read_images does it: the streaming loader's
+        # pixels are the same as these.
         if image_size is not None and image.size != (image_size[1], image_size[0]):
             image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
+        image = image.convert(PIL_MODES[color_mode])
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageFolderError(f"{path}: not a JPEG or PNG image ({type(error).__name__})") from None
     pixels = np.asarray(image, dtype=np.uint8)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 import numpy as np
 import tensorflow as tf
 
@@ -40,8 +43,41 @@ def training_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, epoch: i
     steps = layout.steps_per_epoch(len(x), config.batch_size)
     order = order[: steps * layout.replicas_per_worker * batch]
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch, drop_remainder=True)
+    return _scaled_and_augmented(dataset, seed * layout.workers + worker_index, config)
+
+
+class BatchSource(Protocol):
+    """A worker's stream of training batches read by something else (cnn_ray/streaming.py: Ray Data)."""
+
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+    def batches(self, seed: int, batch_size: int, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`count` batches of (uint8 images (batch_size, H, W, C), int64 class indices), shuffled by `seed`."""
+        ...
+
+
+def streamed_training_dataset(source: BatchSource, config: TrainConfig, epoch: int, steps: int,
+                              layout: ReplicaLayout = ReplicaLayout(), worker_index: int = 0) -> tf.data.Dataset:
+    """One epoch of this worker's streamed shard, as training_dataset gives it from arrays: per-replica
+    batches, `steps` steps, scaled and augmented with the same seeds. The batches come from `source`
+    in its own order (shuffled with this epoch's seed, but not the arrays' permutation)."""
+    seed = epoch_seed(config, epoch)
+    batch = layout.per_replica_batch_size(config.batch_size)
+    count = steps * layout.replicas_per_worker
+    stream_seed = seed * layout.workers + worker_index
+    signature = (tf.TensorSpec((batch, *source.image_shape), tf.uint8), tf.TensorSpec((batch,), tf.int64))
+    dataset = tf.data.Dataset.from_generator(lambda: source.batches(stream_seed, batch, count),
+                                             output_signature=signature)
+    dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, source.num_classes)))
+    return _scaled_and_augmented(dataset, stream_seed, config)
+
+
+def _scaled_and_augmented(dataset: tf.data.Dataset, seed: int, config: TrainConfig) -> tf.data.Dataset:
+    """Batches scaled to [0, 1] and, unless the model augments (augment_on_device), augmented with
+    one stateless seed pair per batch drawn from `seed`; prefetched."""
     if config.augment and not config.augment_on_device:  # otherwise the model's first layer augments
-        batch_seeds = tf.data.Dataset.random(seed=seed * layout.workers + worker_index).batch(2)
+        batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
             lambda images_labels, pair: (augment_batch(unit_float(images_labels[0]), pair, config),
                                          images_labels[1]),

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import ray
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -27,7 +26,7 @@ from cnn.sweep_results import CONFIRM_DIR, STAGE_SEARCH, config_id, knob_columns
 from cnn.sweep_settings import REPLICATE_KEY, SweepSettings
 from cnn_ray.run_record import stage_trials
 from cnn_ray.storage_watch import StorageWatch
-from cnn_ray.trial import TrialPlan, trainable
+from cnn_ray.trial import TrialData, TrialPlan, trainable
 from cnn_ray.trial_clock import TrialClock
 from cnn_ray.tuner import METRIC, MODE
 
@@ -60,13 +59,13 @@ def points_space(points: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: tune.choice(list(dict.fromkeys(point[key] for point in points))) for key in keys}
 
 
-def build_confirm_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, points: list[dict[str, Any]],
+def build_confirm_tuner(plan: TrialPlan, data: TrialData, points: list[dict[str, Any]],
                         max_concurrent: int) -> tune.Tuner:
     """`plan` is the confirm stage's (its settings SweepSettings.confirm_stage(), its experiment
     path <experiment>/confirm)."""
     storage_path, name = plan.experiment_path.rsplit("/", 1)
     return tune.Tuner(
-        trainable(data_ref, plan),
+        trainable(data, plan),
         param_space=points_space(points),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=FIFOScheduler(),
                                     search_alg=BasicVariantGenerator(points_to_evaluate=points,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray import tune
 
-from cnn.data import Dataset
+from cnn.data import DataSummary
 from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, SWEEP_JSON, SWEEP_YAML, TRAIN_RUNS_DIR,
                                knob_columns, trial_rows, write_tables, write_text)
 from cnn.sweep_settings import SweepSettings
@@ -53,7 +53,7 @@ def stage_trials(tune_experiment: str, settings: SweepSettings, stage: str
     return trials, epochs, samples
 
 
-def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, float], resources: WorkerResources,
+def describe_run(settings: SweepSettings, data: DataSummary, cluster: dict[str, float], resources: WorkerResources,
                  concurrent: int, started: float, argv: list[str]) -> dict[str, Any]:
     """What sweep.json says about a sweep whatever becomes of it: command, settings, data, resources, versions."""
     return {
@@ -63,8 +63,8 @@ def describe_run(settings: SweepSettings, data: Dataset, cluster: dict[str, floa
         "search_space": settings.describe_search(),
         "selection": f"trials ranked by best {METRIC} ({MODE}); test accuracy is reported, never used to choose",
         "dataset": {"name": data.name, "source": data.source, "class_names": data.class_names,
-                    "train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test),
-                    "input_shape": list(data.input_shape)},
+                    "train": data.train, "validation": data.validation, "test": data.test,
+                    "input_shape": list(data.input_shape), "loader": data.loader},
         "resources_per_trial": {"workers": resources.num_workers, "cpus_per_worker": resources.cpus_per_worker,
                                 "gpus_per_worker": resources.gpus_per_worker},
         "concurrent_trials": concurrent,

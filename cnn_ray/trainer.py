@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 # Private: the callback Ray Train always adds, whose helper actor only Ray Datasets need.
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
@@ -21,19 +21,21 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from cnn.config import TrainConfig
 from cnn.replicas import WorkerResources
 from cnn_ray import tf_backend
+from cnn_ray.streaming import STREAMED, Stream
 from cnn_ray.tf_backend import TensorflowBackendConfig
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """What every Train worker runs: loop_config holds "config" (a TrainConfig), "data" (an ObjectRef)
-    and, from a sweep, "trial_started_at" (when its trial driver started, for the start-up record)."""
+    """What every Train worker runs: loop_config holds "config" (a TrainConfig), "data" (an ObjectRef),
+    "stream" (a StreamSpec when the training images stream, else None) and, from a sweep,
+    "trial_started_at" (when its trial driver started, for the start-up record)."""
     started_at, started = time.time(), time.perf_counter()
     from cnn_ray.worker_loop import run_worker  # TensorFlow: in the workers only (already imported by the backend)
 
     startup = {"trial_started_at": loop_config.get("trial_started_at"), "process_started_at": process_started_at(),
                **tf_backend.SETUP_TIMES, "started_at": started_at,
                "worker_loop_import_seconds": time.perf_counter() - started}
-    run_worker(loop_config["config"], loop_config["data"], startup=startup)
+    run_worker(loop_config["config"], loop_config["data"], startup=startup, stream=loop_config.get("stream"))
 
 
 def process_started_at() -> float | None:
@@ -71,12 +73,18 @@ class Trainer(DataParallelTrainer):
 
 def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: WorkerResources,
                  storage_path: str, name: str, max_failures: int = 2,
-                 callbacks: list | None = None, trial_started_at: float | None = None) -> Trainer:
+                 callbacks: list | None = None, trial_started_at: float | None = None,
+                 stream: Stream | None = None) -> Trainer:
     """A trainer whose run lives at storage_path/name; an existing run there is resumed.
-    Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py)."""
+    Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py).
+    With `stream`, the training images come from its Ray Dataset, split over the workers; `data_ref`
+    then holds the validation and test images only."""
     return Trainer(
         train_loop_per_worker,
-        train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at},
+        train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at,
+                           "stream": stream.spec if stream else None},
+        datasets={STREAMED: stream.dataset} if stream else None,
+        dataset_config=DataConfig(datasets_to_split=[STREAMED]) if stream else None,
         backend_config=TensorflowBackendConfig(),
         scaling_config=scaling_config(resources),
         run_config=RunConfig(

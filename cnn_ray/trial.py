@@ -20,6 +20,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from cnn.replicas import WorkerResources
 from cnn.sweep_results import TRAIN_RUNS_DIR
 from cnn.sweep_settings import SweepSettings
+from cnn_ray.streaming import Stream
 from cnn_ray.trainer import make_trainer
 
 # The Tune function only drives its Train workers: it needs no CPU of its own, but Tune refuses
@@ -46,21 +47,30 @@ class TrialPlan:
         return f"{self.experiment_path}/{TRAIN_RUNS_DIR}"
 
 
-def run_trial(sample: dict[str, Any], data: dict[str, ray.ObjectRef], plan: TrialPlan) -> None:
+@dataclass(frozen=True)
+class TrialData:
+    """What every trial trains on: the ObjectRef of the dataset's arrays in the object store (the
+    validation and test images only when the training images stream) and the stream, if any."""
+
+    ref: ray.ObjectRef
+    stream: Stream | None = None
+
+
+def run_trial(sample: dict[str, Any], data: TrialData, plan: TrialPlan) -> None:
     """One Tune trial: a distributed Train run of the sampled config, reporting to Tune per epoch."""
     started_at = time.time()
-    trainer = make_trainer(plan.settings.trial_config(sample), data["ref"], plan.resources,
+    trainer = make_trainer(plan.settings.trial_config(sample), data.ref, plan.resources,
                            storage_path=plan.train_runs_path,
                            name=tune.get_context().get_trial_id(),  # by trial id: a restarted trial resumes its run
                            max_failures=plan.settings.worker_max_failures,
-                           callbacks=[TuneReportCallback()], trial_started_at=started_at)
+                           callbacks=[TuneReportCallback()], trial_started_at=started_at, stream=data.stream)
     result = trainer.fit()
     if result.error is not None:
         raise result.error
 
 
-def trainable(data_ref: ray.ObjectRef, plan: TrialPlan):
-    # The ObjectRef travels inside a dict so that with_parameters hands trials the reference,
-    # not a copy of the arrays; Train workers then read the arrays from the object store.
-    return tune.with_resources(tune.with_parameters(run_trial, data={"ref": data_ref}, plan=plan),
-                               TRIAL_DRIVER_RESOURCES)
+def trainable(data: TrialData, plan: TrialPlan):
+    # The ObjectRef travels inside TrialData so that with_parameters hands trials the reference,
+    # not a copy of the arrays; Train workers then read the arrays from the object store. A
+    # stream's Ray Dataset is a plan, not data: each trial's Train run executes it anew.
+    return tune.with_resources(tune.with_parameters(run_trial, data=data, plan=plan), TRIAL_DRIVER_RESOURCES)

@@ -24,7 +24,7 @@ from cnn_ray.baselines_first import BaselinesFirst
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.storage_watch import StorageWatch
 from cnn_ray.trial_clock import TrialClock
-from cnn_ray.trial import TrialPlan, trainable
+from cnn_ray.trial import TrialData, TrialPlan, trainable
 
 METRIC, MODE = "val_accuracy", "max"   # trials are ranked on validation, never on test
 
@@ -106,11 +106,11 @@ def tune_num_samples(settings: SweepSettings) -> int:
     return 1 if settings.search == "grid" else settings.num_samples * settings.seeds
 
 
-def build_tuner(plan: TrialPlan, data_ref: ray.ObjectRef, storage_path: str, name: str,
+def build_tuner(plan: TrialPlan, data: TrialData, storage_path: str, name: str,
                 max_concurrent: int) -> tune.Tuner:
     settings = plan.settings
     return tune.Tuner(
-        trainable(data_ref, plan),
+        trainable(data, plan),
         param_space=param_space(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
                                     search_alg=search_algorithm(settings, max_concurrent),
@@ -130,7 +130,7 @@ def unfinished(tune_experiment: str, planned: int) -> str | None:
     return None if ended >= planned else f"{ended} of its {planned} trials ended"
 
 
-def restore_tuner(experiment_path: str, plan: TrialPlan, data_ref: ray.ObjectRef) -> tune.Tuner:
+def restore_tuner(experiment_path: str, plan: TrialPlan, data: TrialData) -> tune.Tuner:
     """Continue an interrupted sweep. Unpickles the experiment state: only folders you wrote."""
-    return tune.Tuner.restore(experiment_path, trainable=trainable(data_ref, plan),
+    return tune.Tuner.restore(experiment_path, trainable=trainable(data, plan),
                               resume_unfinished=True, resume_errored=True)

@@ -36,11 +36,15 @@ from cnn.checkpoint_state import MODEL_FILE, RESUME_PREFIX, WORKERS_DIR, Checkpo
 from cnn.model_io import save_model
 from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
+from cnn_ray.streaming import ShardBatches, StreamSpec
 
 
-def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[str, float] | None = None) -> None:
+def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[str, float] | None = None,
+               stream: StreamSpec | None = None) -> None:
     """Train `requested` on this worker's shard of the dataset in `data_ref`, reporting every epoch.
-    `startup` (the caller's start-up timings) is completed here and stored in every worker record."""
+    `startup` (the caller's start-up timings) is completed here and stored in every worker record.
+    With `stream`, the training images come from Ray Data (cnn_ray/streaming.py) and `data_ref`
+    holds the validation and test images."""
     startup = dict(startup or {})
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
@@ -68,7 +72,9 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
                "steps_per_execution": config.steps_per_execution,
                "op_determinism": op_determinism_enabled()}
     keras.utils.set_random_seed(config.seed)
-    steps = layout.steps_per_epoch(len(data.x_train), config.batch_size)
+    train_images = stream.train_images if stream else len(data.x_train)
+    steps = layout.steps_per_epoch(train_images, config.batch_size)
+    batches = ShardBatches(stream) if stream else None
     with strategy.scope():
         model = build_model(config, data.input_shape, data.num_classes, steps)
         model.optimizer.build(model.trainable_variables)  # slots exist now, so a restore fills them
@@ -84,7 +90,7 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size, layout.workers)
 
     for epoch in range(state.epochs_done, config.epochs):
-        metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set),
+        metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set, batches),
                    "node_id": ray.get_runtime_context().get_node_id()}
         metrics["stop_reason"] = stop_reason(metrics, config)
         state = state.after_epoch(metrics, config.to_dict())

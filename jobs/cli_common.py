@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from cnn.config import TrainConfig, field_help  # noqa: E402
 from cnn.data import DATA_DIR_SETTING, Dataset, load_for  # noqa: E402
+from cnn.image_folder import class_folders, is_image_folder  # noqa: E402
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
 SIZE_FIELDS = ("image_height", "image_width")  # set together by --image-size HEIGHT WIDTH
@@ -67,6 +68,36 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None,
                         help=f"folder holding <dataset>.npz (default: the {DATA_DIR_SETTING} setting, "
                              "then Keras' download)")
+
+
+def driver_reads(config: TrainConfig) -> bool:
+    """Whether the driver reads the dataset before Ray starts, or an image folder is read on the
+    cluster once Ray is up (data_loader stream or auto: cnn_ray/job_data.py). Only image folders
+    stream: data_loader=stream with another dataset ends the job with one line."""
+    folder = is_image_folder(config.dataset)
+    if config.data_loader == "stream" and not folder:
+        fail(f"--data-loader stream reads image folders; {config.dataset} is read whole (give a folder of "
+             "class subfolders, or --data-loader memory)")
+    return not folder or config.data_loader == "memory"
+
+
+def check_folder(config: TrainConfig) -> None:
+    """An image folder read on the cluster: what can be checked without listing its files, checked
+    now, before Ray starts (the rest, when the cluster lists it: still before anything is written)."""
+    try:
+        class_folders(config.dataset)
+    except ValueError as error:
+        fail(str(error))
+
+
+def open_job_data(config: TrainConfig, local: Dataset | None) -> Any:
+    """The job's dataset on the cluster (cnn_ray.job_data.JobData); a refused folder ends the job with one line."""
+    from cnn_ray.job_data import FolderOpenError, open_data
+
+    try:
+        return open_data(config, local)
+    except FolderOpenError as error:
+        fail(str(error))
 
 
 def load_data(config: TrainConfig, data_dir: str | None) -> Dataset:

@@ -26,16 +26,17 @@ LAUNCHED = time.time()  # before the heavy imports: the start of sweep.json's "t
 if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable,  # noqa: E402
-                             check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
-                             storage_path)
+from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
+                             check_storage_writable, config_from_args, connect_ray, driver_reads, fail,
+                             load_data, open_job_data, print_block, storage_path)
 
 from cnn.config import AUGMENT_RANGES, TrainConfig  # noqa: E402
+from cnn.data import folder_name  # noqa: E402
 from cnn.search_space import AUGMENT_STRENGTH, SearchSpace, SearchSpaceError  # noqa: E402
 from cnn.sweep_file import (PRESETS, STANDARD_SPACES, SweepFileError, dump_sweep, load_sweep_file,  # noqa: E402
                             load_sweep_text)
 from cnn.sweep_results import SWEEP_YAML, read_text  # noqa: E402
-from cnn.sweep_settings import AUTO, SCHEDULERS, SEARCH_MODES, SweepSettings, l2_grid  # noqa: E402
+from cnn.sweep_settings import AUTO, SCHEDULERS, SEARCH_MODES, SweepSettings  # noqa: E402
 
 EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected error
 
@@ -161,14 +162,21 @@ def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpac
         fail(f"--grid flags: {error}")
 
 
+FINAL_NOT_STREAMED = ("the final model cannot be trained from a streamed image folder yet; pass --data-loader memory "
+                      "(or leave out --final)")
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     args = parse_args(argv)
     settings = settings_from_args(args)
     root = storage_path(args.storage_path)
     check_ray_address_reachable()
-    data = load_data(settings.base, args.data_dir)
-    name = args.name or f"sweep_{settings.preset}_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if settings.final and settings.base.data_loader == "stream":
+        fail(FINAL_NOT_STREAMED)
+    local = load_data(settings.base, args.data_dir) if driver_reads(settings.base) else check_folder(settings.base)
+    dataset_name = local.name if local is not None else folder_name(settings.base.dataset)
+    name = args.name or f"sweep_{settings.preset}_{dataset_name}_{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = f"{root}/{name}"
     if args.resume and not args.name:
         fail("--resume needs --name, the experiment to continue")
@@ -189,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     timeline = {"launched": LAUNCHED, "ray_starting": time.time()}
     connect_ray()
     timeline["ray_ready"] = time.time()
+    data = open_job_data(settings.base, local)
+    if data.trial.stream is not None and settings.final:  # data_loader auto chose to stream
+        fail(FINAL_NOT_STREAMED)
     cluster = sweep_lib.cluster_capacity()
     resources = settings.resources_for(cluster_gpus=cluster.get("GPU", 0.0))
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{settings.confirm_stage().base.epochs} epochs each, FIFO" if settings.confirm_top else "none")
     print_block("sweep", {
         "preset": settings.preset, "experiment": experiment, "resume": args.resume,
-        "data": data.describe(), "search": settings.search, "search_space": settings.describe_search(),
+        "data": data.summary.describe(), "search": settings.search, "search_space": settings.describe_search(),
         "scheduler": settings.scheduler, "confirm_stage": confirm_plan,
         "final_model": ("then the chosen configuration trained on training + validation data and exported"
                         if settings.final else "none"),
@@ -216,17 +227,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"== the sweep file, every value resolved (stored as {experiment}/{SWEEP_YAML})\n{dump_sweep(settings)}",
           end="", flush=True)
 
-    data_ref = ray.put(data)  # read once; every trial and worker takes it from the object store
     started = time.time()
-    run = describe_run(settings, data, cluster, resources, concurrent, started=started, argv=sys.argv)
+    run = describe_run(settings, data.summary, cluster, resources, concurrent, started=started, argv=sys.argv)
     confirming = bool(settings.confirm_top) and args.resume and ray.tune.Tuner.can_restore(confirm_path(experiment))
     if args.resume:
         run = {**_stored_record(experiment), **run, "resumed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_started_record(experiment, run, dump_sweep(settings))
     timeline["tuner_started"] = time.time()
     if not confirming:  # the confirm stage starts once the search has finished
-        tuner = (sweep_lib.restore_tuner(experiment, plan, data_ref) if args.resume
-                 else sweep_lib.build_tuner(plan, data_ref, root, name, concurrent))
+        tuner = (sweep_lib.restore_tuner(experiment, plan, data.trial) if args.resume
+                 else sweep_lib.build_tuner(plan, data.trial, root, name, concurrent))
         tuner.fit()
     timeline["tuner_ended"] = time.time()
     problem = probe_write(experiment)
@@ -235,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.confirm_top or settings.final:  # later stages build on a whole search
         _stop_if_unfinished("search", sweep_lib.unfinished(experiment, settings.num_trials()), root, name)
     if settings.confirm_top:
-        points = _confirm_stage(plan, data_ref, concurrent, resume=confirming)
+        points = _confirm_stage(plan, data.trial, concurrent, resume=confirming)
         timeline["confirm_ended"] = time.time()
         problem = probe_write(experiment)
         if problem:
@@ -244,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             _stop_if_unfinished("confirm stage", sweep_lib.unfinished(confirm_path(experiment), points), root, name)
     final_error = None
     if settings.final:
-        final_error = _final_stage(plan, data, args.data_dir, run)
+        final_error = _final_stage(plan, data.arrays(), args.data_dir, run)
         timeline["final_ended"] = time.time()
     record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
     _print_leaderboard(record["trials_csv"], settings.space.knobs)
@@ -285,7 +295,7 @@ def _stop_if_unfinished(stage: str, why: str | None, root: str, name: str) -> No
         raise SystemExit(1)
 
 
-def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> int:
+def _confirm_stage(plan: Any, data: Any, concurrent: int, resume: bool) -> int:
     """Train the search's best configurations and the baselines again (cnn_ray.confirm), or continue
     doing so after an interruption; the number of its trials."""
     from cnn_ray.confirm import build_confirm_tuner, chosen_configurations, confirm_path, confirm_points
@@ -296,7 +306,7 @@ def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> i
     stage_plan = TrialPlan(settings, plan.resources, confirm_path(plan.experiment_path))
     if resume:
         print(f"== confirm stage: continuing {stage_plan.experiment_path}", flush=True)
-        return len(restore_tuner(stage_plan.experiment_path, stage_plan, data_ref).fit())
+        return len(restore_tuner(stage_plan.experiment_path, stage_plan, data).fit())
     chosen, samples = chosen_configurations(plan.experiment_path, plan.settings)
     points = confirm_points(plan.settings, list(samples.values()))
     print(f"== confirm stage: {len(samples)} configurations x {plan.settings.confirm_seeds} seeds x "
@@ -304,7 +314,7 @@ def _confirm_stage(plan: Any, data_ref: Any, concurrent: int, resume: bool) -> i
     columns = [c for c in ("config_id", "n", "val_accuracy_mean", *plan.settings.space.knobs) if c in chosen.columns]
     print(chosen[columns].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
-    build_confirm_tuner(stage_plan, data_ref, points, concurrent).fit()
+    build_confirm_tuner(stage_plan, data, points, concurrent).fit()
     return len(points)
 
 

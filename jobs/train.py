@@ -14,9 +14,11 @@ from pathlib import Path
 if not __package__:  # run as a file (python jobs/train.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.cli_common import (add_config_flags, add_data_flags, check_ray_address_reachable,  # noqa: E402
-                             check_storage_writable, config_from_args, connect_ray, fail, load_data, print_block,
-                             storage_path)
+from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
+                             check_storage_writable, config_from_args, connect_ray, driver_reads, fail, load_data,
+                             open_job_data, print_block, storage_path)
+
+from cnn.data import folder_name  # noqa: E402
 
 from cnn.replicas import WorkerResources  # noqa: E402
 
@@ -47,19 +49,20 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(error))
     where = storage_path(args.storage_path)
     check_ray_address_reachable()
-    data = load_data(config, args.data_dir)
+    local = load_data(config, args.data_dir) if driver_reads(config) else check_folder(config)
     check_storage_writable(where)
-    name = args.name or f"train_{data.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    name = args.name or f"train_{local.name if local else folder_name(config.dataset)}_{time.strftime('%Y%m%d-%H%M%S')}"
     print_block("config", config.to_dict())
-    print_block("run", {"data": data.describe(), "workers": resources.num_workers,
-                        "resources_per_worker": resources.per_worker(),
-                        "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
 
-    import ray
     from cnn_ray.trainer import make_trainer
 
     connect_ray()
-    trainer = make_trainer(config, ray.put(data), resources, where, name, max_failures=args.max_failures)
+    data = open_job_data(config, local)
+    print_block("run", {"data": data.summary.describe(), "workers": resources.num_workers,
+                        "resources_per_worker": resources.per_worker(),
+                        "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
+    trainer = make_trainer(config, data.trial.ref, resources, where, name, max_failures=args.max_failures,
+                           stream=data.trial.stream)
     result = trainer.fit()
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
     print_block("final epoch", metrics)

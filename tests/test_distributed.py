@@ -166,3 +166,53 @@ def test_the_local_clusters_processes_inherit_its_settings_without_a_job_runtime
     assert seen["address"] == local_ray.get_runtime_context().gcs_address
     assert local_ray.get_runtime_context().runtime_env == {}
     assert GCS_PORT_SETTING not in os.environ and os.environ.get("RAY_ADDRESS") != seen["address"]
+
+
+# Last in this module: the tests above check that runs without Ray Datasets start no DatasetManager,
+# and the state API remembers the actors of every run before them.
+def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_dir, tmp_path):
+    """The streaming loader end to end on this cluster: Ray Data reads a folder of PNGs and JPEGs
+    and splits it over two workers, which train on equal shares (their weights agree), evaluate the
+    validation and test images from the object store, and resume at the next epoch."""
+    from cnn.replicas import WorkerResources
+    from cnn_ray.job_data import open_data
+    from cnn_ray.trainer import make_trainer
+    from image_folders import DIGIT_NAMES, write_mnist_folders
+
+    folder = write_mnist_folders(data_dir / "mnist.npz", tmp_path / "digits", train=1000, test=200)
+    config = TrainConfig(dataset=str(folder), color_mode="grayscale", data_loader="stream", epochs=1, batch_size=32,
+                         bn_momentum=0.9, augment=False)
+    data = open_data(config, None)
+    summary = data.summary
+    assert (summary.loader, summary.train, summary.validation, summary.test) == ("stream", 900, 100, 200)
+    assert summary.class_names == sorted(DIGIT_NAMES) and summary.input_shape == (28, 28, 1)
+    assert data.trial.stream.spec.train_images == 900
+
+    def run(epochs):
+        trainer = make_trainer(config.replace(epochs=epochs), data.trial.ref, WorkerResources(num_workers=2),
+                               str(tmp_path), "streamed", max_failures=0, stream=data.trial.stream)
+        result = trainer.fit()
+        assert result.error is None, result.error
+        return result
+
+    run(1)
+    result = run(2)  # the same run folder: resumes at epoch 2
+    history = CheckpointState.read(result.checkpoint.path).history
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[1]["train_loss"] < history[0]["train_loss"] and history[1]["train_accuracy"] > 0.5
+    assert history[1]["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    workers = read_worker_records(result.checkpoint.path)
+    assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
+    assert "DatasetManager" in actor_classes(local_ray)  # the images came through Ray Data
+
+
+def test_a_folder_the_cluster_refuses_gets_one_line(local_ray, tmp_path):
+    """What only a listing shows (an empty class) is found by the FolderReader on the cluster."""
+    from cnn_ray.job_data import FolderOpenError, open_data
+    from image_folders import write_class_folders
+
+    folder = write_class_folders(tmp_path / "shapes", per_class=4)
+    (folder / "empty").mkdir()
+    with pytest.raises(FolderOpenError) as raised:
+        open_data(TrainConfig(dataset=str(folder), data_loader="stream"), None)
+    assert str(raised.value) == f"{folder}/empty: class 'empty' has no images"

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 from bench.process_cpu import IDLE_WORKERS, OTHER, SWEEP_DRIVER, ProcessCpu, group_of, kind_of
 

@@ -78,15 +78,19 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
     """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them
     and their CPUs must come back, while another Ray instance runs on the same machine. (Without
     RAY_ADDRESS in the workers, Ray Train's placement-group cleaner cannot tell the two apart, dies,
-    and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn_ray/local_ray.py.)"""
+    and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn_ray/local_ray.py.)
+    The training images stream through Ray Data from a folder of MNIST PNGs and JPEGs (the streaming
+    loader), so trials stopped mid-stream must give back what Ray Data held too."""
     import ray
     from ray.util.state import list_placement_groups
 
     from jobs import sweep as sweep_job
 
+    digits = write_mnist_folders(data_dir / "mnist.npz", tmp_path / "digits", train=3000, test=500)
     with start_head(token_env(data_dir, tmp_path), num_cpus=1):  # the other Ray instance
         sweep_job.main(["--preset", "local", "--seeds", "1", "--storage-path", str(tmp_path), "--name", "asha",
-                        "--data-dir", str(data_dir), "--limit", "3000", "--test-limit", "500", "--epochs", "3",
+                        "--dataset", str(digits), "--color-mode", "grayscale", "--data-loader", "stream",
+                        "--limit", "3000", "--test-limit", "500", "--epochs", "3",
                         "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
                         "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
     address = ray.get_runtime_context().gcs_address
@@ -97,6 +101,10 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
         stopped = trials[trials.status == "stopped_early"]
         assert len(stopped) >= 2 and (stopped.epochs_run < 3).all()
         assert (stopped.best_val_accuracy < good.best_val_accuracy).all()
+        record = json.loads((tmp_path / "asha" / "sweep.json").read_text())["dataset"]
+        assert record["loader"] == "stream" and (record["train"], record["validation"]) == (2700, 300)
+        html = (tmp_path / "asha" / "analysis" / "summary.html").read_text()
+        assert all(f"<td>{name}</td>" in html for name in DIGIT_NAMES), "the report names the folders' classes"
 
         deadline = time.time() + 60
         while time.time() < deadline:
