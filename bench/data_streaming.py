@@ -6,8 +6,9 @@
 Writes image folders (CIFAR-10's training images as PNG files, one subfolder per class; the
 200,000-image folder repeats the 50,000 images four times under new names) under --work-dir, not
 committed. Then runs `jobs/train.py` on them, one training worker with both CPUs, one epoch of
---steps steps (batch 128: --limit is set so that the training split holds exactly that many
-batches), alternating the two loaders:
+at most --steps steps (batch 128: --limit is set so that the training split holds that many
+batches; the 20,000-image folder holds 14,400 training images, 112 batches, after its held-out
+test set and validation split), alternating the two loaders:
 
 - memory: the driver decodes the images it trains on into arrays, puts them in the object store;
 - stream: a FolderReader lists the folder on the cluster, Ray Data reads the training images and

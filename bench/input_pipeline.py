@@ -36,16 +36,17 @@ def main() -> None:
     args = parser.parse_args()
 
     from cnn.config import TrainConfig
-    from cnn.data import load_dataset
+    from cnn.data import load_dataset, unit_float
 
     config = TrainConfig(dataset=args.dataset, batch_size=args.batch_size, horizontal_flip=True)
     data = load_dataset(args.dataset, data_dir=args.data_dir, limit=int(args.images / 0.9) + 1)
-    x, y = data.x_train[: args.images], data.y_train[: args.images]
+    stored, y = data.x_train[: args.images], data.y_train[: args.images]  # uint8, as the pipeline gets them
+    x = unit_float(stored)  # what the model and the legacy generator take: floats in [0, 1]
     images = (len(x) // args.batch_size) * args.batch_size
 
     runs = {"pipeline": [], "train step": [], "legacy generator": [], "train step, augmenting on device": []}
     for repeat in range(args.repeats):
-        runs["pipeline"].append(images / _time_pipeline(x, y, config, repeat))
+        runs["pipeline"].append(images / _time_pipeline(stored, y, config, repeat))
         runs["legacy generator"].append(images / _time_legacy(x, y, config))
     runs["train step"] = [images / s for s in _time_train_step(x, y, config, data, args.repeats)]
     runs["train step, augmenting on device"] = [

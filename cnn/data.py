@@ -23,6 +23,7 @@ from cnn.splits import validation_split
 DATA_DIR_SETTING = "CNN_DATA_DIR"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 1000
+COMPACT_CHUNK = 4096  # images per step of compact_pixels: its float temporaries stay small
 
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
@@ -102,7 +103,7 @@ class DataSummary:
 def load_for(config: TrainConfig, data_dir: str | None = None, evaluation_only: bool = False) -> Dataset:
     """The dataset a training config names, read with its data settings. With `evaluation_only`, an
     image folder's training images are left undecoded (the report needs the test images only)."""
-    if evaluation_only and is_image_folder(config.dataset):
+    if evaluation_only and names_a_folder(config.dataset):
         return folder_evaluation_sets(list_image_files(config.dataset, config.test_fraction), config)
     return load_dataset(config.dataset, data_dir=data_dir, limit=config.limit, test_limit=config.test_limit,
                         validation_fraction=config.validation_fraction, image_size=config.image_size,
@@ -115,7 +116,7 @@ def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = 
                  test_fraction: float = 0.2) -> Dataset:
     """Find, read, check and prepare a dataset (see the module docstring for the lookup).
     image_size, color_mode and test_fraction apply to image folders only."""
-    if is_image_folder(dataset):
+    if names_a_folder(dataset):
         return load_image_folder(dataset, limit, test_limit, validation_fraction, image_size, color_mode, test_fraction)
     name, path = resolve_dataset(dataset, data_dir)
     if path is None:
@@ -131,13 +132,19 @@ def load_dataset(dataset: str, data_dir: str | None = None, limit: int | None = 
 def load_image_folder(root: str, limit: int | None, test_limit: int | None, validation_fraction: float,
                       image_size: tuple[int, int] | None, color_mode: str, test_fraction: float) -> Dataset:
     """An image folder, decoded: only the files `limit` and `test_limit` keep."""
-    files = list_image_files(root, test_fraction)
+    return folder_dataset(list_image_files(root, test_fraction), limit, test_limit, validation_fraction,
+                          image_size, color_mode)
+
+
+def folder_dataset(files: ImageFiles, limit: int | None, test_limit: int | None, validation_fraction: float,
+                   image_size: tuple[int, int] | None, color_mode: str) -> Dataset:
+    """A listed image folder, decoded: only the files `limit` and `test_limit` keep."""
     train, test = files.train[:limit], files.test[:test_limit]
     x, y = read_images(files, train + test, image_size, color_mode)  # together: one size check over both
     raw = {"x_train": x[:len(train)], "y_train": y[:len(train)], "x_test": x[len(train):], "y_test": y[len(train):]}
-    check_arrays(raw, root)
-    return prepare(raw, name=folder_name(root), source=f"{root} ({files.describe()})", validation_fraction=validation_fraction,
-                   class_names=files.class_names)
+    check_arrays(raw, files.root)
+    return prepare(raw, name=folder_name(files.root), source=f"{files.root} ({files.describe()})",
+                   validation_fraction=validation_fraction, class_names=files.class_names)
 
 
 def folder_evaluation_sets(files: ImageFiles, config: TrainConfig) -> Dataset:
@@ -150,6 +157,21 @@ def folder_evaluation_sets(files: ImageFiles, config: TrainConfig) -> Dataset:
     return Dataset(name=folder_name(files.root), source=f"{files.root} ({files.describe()})",
                    class_names=list(files.class_names), x_train=x[:0], y_train=one_hot(y[:0], classes),
                    x_val=x[:n], y_val=one_hot(y[:n], classes), x_test=x[n:], y_test=one_hot(y[n:], classes))
+
+
+def names_a_folder(dataset: str) -> bool:
+    """Whether `dataset` is an image folder: a folder or a bucket URI, and not one of the known
+    names (a folder called mnist in the working directory does not hide MNIST)."""
+    return dataset not in CLASS_NAMES and is_image_folder(dataset)
+
+
+def absolute_dataset(dataset: str) -> str:
+    """A local folder or file as an absolute path (the cluster's processes have other working
+    directories); names and URIs unchanged."""
+    if dataset in CLASS_NAMES or "://" in dataset:
+        return dataset
+    path = Path(dataset).expanduser()
+    return str(path.resolve()) if path.exists() else dataset
 
 
 def folder_name(root: str) -> str:
@@ -267,16 +289,23 @@ def compact_pixels(x: np.ndarray) -> np.ndarray:
     """The images with a channel axis, as uint8 0-255 whenever that loses nothing: integer pixels
     (checked to lie in [0, 255]) and floats that are whole steps of 1/255 (in [0, 1]) or whole
     numbers (in [0, 255]); other floats as float32 in [0, 1]. Four times less memory than float32
-    in the object store and in every worker."""
+    in the object store and in every worker. Floats are checked and converted a chunk at a time."""
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.dtype.kind != "f":
         return x.astype(np.uint8, copy=False)
-    steps = x.astype(np.float64) * (255.0 if x.size and x.max() <= 1.0 else 1.0)
-    rounded = np.round(steps)
-    if np.all(np.abs(steps - rounded) < 1e-3):
-        return rounded.astype(np.uint8)
-    return (steps / 255.0).astype(np.float32)
+    scale = np.float32(255.0 if x.size and x.max() <= 1.0 else 1.0)
+    chunks = [slice(i, i + COMPACT_CHUNK) for i in range(0, len(x), COMPACT_CHUNK)]
+    if all(_whole_steps(x[chunk].astype(np.float32) * scale) for chunk in chunks):
+        compact = np.empty(x.shape, np.uint8)
+        for chunk in chunks:
+            compact[chunk] = np.round(x[chunk].astype(np.float32) * scale)
+        return compact
+    return x.astype(np.float32) * (scale / np.float32(255.0))
+
+
+def _whole_steps(steps: np.ndarray) -> bool:
+    return bool(np.all(np.abs(steps - np.round(steps)) < 1e-3))
 
 
 def unit_float(x: np.ndarray) -> np.ndarray:

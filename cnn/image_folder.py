@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 
 from cnn.splits import validation_split
 
-IMAGE_FORMATS = ("JPEG", "PNG")
+IMAGE_FORMATS = ("JPEG", "PNG", "MPO")  # MPO: a JPEG with more pictures (phone cameras); the first is read
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")  # compared in lower case
 PIL_MODES = {"rgb": "RGB", "grayscale": "L"}
 SPLIT_DIRS = ("train", "test")
@@ -178,8 +178,11 @@ def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] |
     """One JPEG or PNG file as uint8 (H, W, 3) for rgb or (H, W, 1) for grayscale."""
     from PIL import Image, UnidentifiedImageError
 
-    with filesystem.open_input_file(path) as handle:
-        content = handle.read()
+    try:
+        with filesystem.open_input_file(path) as handle:
+            content = handle.read()
+    except OSError as error:
+        raise ImageFolderError(f"{path}: cannot be read ({_first_line(error)})") from None
     try:
         image = Image.open(io.BytesIO(content))
         if image.format not in IMAGE_FORMATS:
@@ -189,8 +192,8 @@ def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] |
         if image_size is not None and image.size != (image_size[1], image_size[0]):
             image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
         image = image.convert(PIL_MODES[color_mode])
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ImageFolderError(f"{path}: not a JPEG or PNG image ({type(error).__name__})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ImageFolderError(f"{path}: not a JPEG or PNG image that can be read ({type(error).__name__})") from None
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
 
@@ -203,14 +206,14 @@ def _open(root: str) -> tuple[pafs.FileSystem, str]:
             filesystem, base = pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
         info = filesystem.get_file_info(base)
     except (OSError, ValueError) as error:
-        raise ImageFolderError(f"{root}: cannot open ({str(error).splitlines()[0][:160]})") from None
+        raise ImageFolderError(f"{root}: cannot open ({_first_line(error)})") from None
     if info.type != pafs.FileType.Directory:
         raise ImageFolderError(f"{root}: not a folder")
     return filesystem, base.rstrip("/")
 
 
 def _subfolders(filesystem: pafs.FileSystem, base: str) -> list[str]:
-    entries = filesystem.get_file_info(pafs.FileSelector(base))
+    entries = _listing(filesystem, pafs.FileSelector(base))
     return sorted(e.base_name for e in entries
                   if e.type == pafs.FileType.Directory and not e.base_name.startswith((".", "_")))
 
@@ -228,7 +231,7 @@ def _class_names(filesystem: pafs.FileSystem, base: str, shown: str) -> list[str
 def _listed(filesystem: pafs.FileSystem, base: str, shown: str, class_names: list[str]) -> list[tuple[str, int]]:
     """Every image file under the class folders, by class then path; one line for an empty class or
     a file that is not named as a JPEG or PNG."""
-    entries = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+    entries = _listing(filesystem, pafs.FileSelector(base, recursive=True))
     files = labelled_files([e.path for e in entries if e.type == pafs.FileType.File], base, class_names)
     for path, _ in files:
         if path.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
@@ -239,3 +242,15 @@ def _listed(filesystem: pafs.FileSystem, base: str, shown: str, class_names: lis
         if count == 0:
             raise ImageFolderError(f"{shown}/{name}: class '{name}' has no images")
     return files
+
+
+def _listing(filesystem: pafs.FileSystem, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+    try:
+        return filesystem.get_file_info(selector)
+    except OSError as error:  # a bucket that refuses the listing, a folder gone since
+        raise ImageFolderError(f"{selector.base_dir}: cannot be listed ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

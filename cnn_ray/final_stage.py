@@ -17,8 +17,7 @@ import ray
 
 from analysis.configs import config_table, scored
 from analysis.evidence import stage_rows
-from cnn.data import Dataset, resolve_dataset, sha256_of
-from cnn.image_folder import is_image_folder
+from cnn.data import Dataset, names_a_folder, resolve_dataset, sha256_of
 from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
                              training_plus_validation)
 from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, filesystem,
@@ -91,7 +90,7 @@ def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str
 def dataset_sha256(dataset: str, data_dir: str | None) -> str | None:
     """The checksum of the .npz the model was trained from; None for Keras' download and for image
     folders (many files: the model card names the folder and its file count instead)."""
-    if is_image_folder(dataset):
+    if names_a_folder(dataset):
         return None
     _, path = resolve_dataset(dataset, data_dir)
     return sha256_of(path) if path is not None else None

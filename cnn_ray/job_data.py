@@ -51,9 +51,14 @@ def open_data(config: TrainConfig, local: Dataset | None) -> JobData:
     try:
         summary, streamed = ray.get(reader.plan.remote())
         stream = ray.get(reader.training_stream.remote()) if streamed else None
-    except ray.exceptions.RayTaskError as error:
+    except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as error:
         ray.kill(reader)
-        cause = error.cause if isinstance(error.cause, ValueError) else error
-        raise FolderOpenError(str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__) from None
-    ref = reader.evaluation_sets.remote() if streamed else reader.whole.remote()
-    return JobData(summary, TrialData(ref, stream), reader=reader)
+        cause = getattr(error, "cause", None)
+        message = str(cause if isinstance(cause, ValueError) else error).strip()
+        raise FolderOpenError(message.splitlines()[-1] if message else type(error).__name__) from None
+    ref = reader.arrays.remote()
+    if streamed:
+        return JobData(summary, TrialData(ref, stream), reader=reader)
+    ray.wait([ref], fetch_local=False)  # in the object store, owned by this driver: the reader can go
+    ray.kill(reader)
+    return JobData(summary, TrialData(ref))

@@ -3,7 +3,7 @@ worker its shard, so that no process holds the training set and the driver never
 
 - A `FolderReader` actor (no CPU; it lives as long as the job holds it) lists the folder, checks it,
   decodes the validation and test images (small, kept in the object store as the in-memory loader
-  keeps them) and builds the training `ray.data.Dataset`: `read_images` over the training folder
+  keeps them; for a folder that does not stream, all of it) and builds the training `ray.data.Dataset`: `read_images` over the training folder
   with `TrainingFiles` as its filter, so that it trains on exactly the in-memory loader's files.
   The listing happens there, not in the driver, whose memory does not grow with the folder.
 - Ray Train splits that dataset over the trial's workers (`streaming_split`, equal shares); each
@@ -28,7 +28,7 @@ import numpy as np
 import ray
 
 from cnn.config import TrainConfig
-from cnn.data import Dataset, DataSummary, folder_evaluation_sets, load_for
+from cnn.data import Dataset, DataSummary, folder_dataset, folder_evaluation_sets
 from cnn.image_folder import (IMAGE_EXTENSIONS, PIL_MODES, ImageFiles, TrainingFiles, list_image_files,
                               training_and_validation)
 
@@ -78,38 +78,39 @@ class FolderReader:
         self.config = config
 
     def plan(self) -> tuple[DataSummary, bool]:
-        """List and check the folder and decode its validation and test images (an ImageFolderError
-        for a folder it refuses); (the dataset as the job describes it, whether its training images stream).
-        Called first."""
-        self.files = list_image_files(self.config.dataset, self.config.test_fraction)
-        self.evaluation = folder_evaluation_sets(self.files, self.config)
-        shape = self.evaluation.input_shape
-        stream = streams(self.config, self.files, shape)
-        train, validation = training_and_validation(self.files.train, self.config.limit,
-                                                    self.config.validation_fraction)
-        summary = DataSummary(self.evaluation.name, self.evaluation.source, list(self.files.class_names), shape,
-                              len(train), len(validation), len(self.evaluation.x_test), "stream" if stream else "memory")
+        """List and check the folder and decode what the workers will take from the object store:
+        the validation and test images if the training images stream, else the whole dataset (so
+        that a bad file is found now, as one ImageFolderError). (The dataset as the job describes
+        it, whether its training images stream.) Called first."""
+        config = self.config
+        self.files = list_image_files(config.dataset, config.test_fraction)
+        evaluation = folder_evaluation_sets(self.files, config)
+        self.shape = evaluation.input_shape
+        stream = streams(config, self.files, self.shape)
+        self._arrays = evaluation if stream else folder_dataset(
+            self.files, config.limit, config.test_limit, config.validation_fraction, config.image_size,
+            config.color_mode)
+        train, validation = training_and_validation(self.files.train, config.limit, config.validation_fraction)
+        summary = DataSummary(evaluation.name, evaluation.source, list(self.files.class_names), self.shape,
+                              len(train), len(validation), len(evaluation.x_test), "stream" if stream else "memory")
         return summary, stream
 
-    def evaluation_sets(self) -> Dataset:
-        """The validation and test images (no training images): what workers take from the object store."""
-        return self.evaluation
-
-    def whole(self) -> Dataset:
-        """The whole dataset decoded, for a folder that does not stream."""
-        return load_for(self.config)
+    def arrays(self) -> Dataset:
+        """What plan() decoded, handed over once (the caller owns it in the object store; this actor
+        keeps no copy)."""
+        arrays, self._arrays = self._arrays, None
+        return arrays
 
     def training_stream(self, with_validation: bool = False) -> Stream:
         """The training images (and, for the final model, the validation images) as a Ray Dataset."""
         import ray.data
 
-        config, files = self.config, self.files
-        shape = self.evaluation.input_shape
+        config, files, shape = self.config, self.files, self.shape
         picked = TrainingFiles(files.train_base, tuple(files.class_names),
                                None if files.test_folder else config.test_fraction, config.limit,
                                config.validation_fraction, with_validation)
         dataset = ray.data.read_images(
-            files.train_base, filesystem=files.filesystem, size=shape[:2], mode=PIL_MODES[config.color_mode],
+            files.train_base, filesystem=files.filesystem, size=config.image_size, mode=PIL_MODES[config.color_mode],
             include_paths=True, partition_filter=picked, file_extensions=list(IMAGE_EXTENSIONS),
             shuffle=ray.data.FileShuffleConfig(seed=config.seed), num_cpus=0, concurrency=READ_CONCURRENCY)
         train, validation = training_and_validation(files.train, config.limit, config.validation_fraction)
@@ -136,7 +137,13 @@ class ShardBatches:
         return exactly(map(self._arrays, rows), count)
 
     def _arrays(self, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        images = np.stack(rows["image"]) if rows["image"].dtype == object else rows["image"]
+        images = rows["image"]
+        for path, image in zip(rows["path"], images):  # without --image-size, Ray Data keeps each image's size
+            if image.shape[:2] != self.image_shape[:2]:
+                raise ValueError(f"{path}: a {image.shape[1]}x{image.shape[0]} image among images of "
+                                 f"{self.image_shape[1]}x{self.image_shape[0]} (width x height); pass "
+                                 "--image-size HEIGHT WIDTH to resize them all")
+        images = np.stack(images) if images.dtype == object else images
         if images.ndim == 3:  # grayscale comes without a channel axis
             images = images[..., np.newaxis]
         labels = [self._index[class_folder(str(path), self.spec.base)] for path in rows["path"]]

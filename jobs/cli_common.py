@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 from cnn.config import TrainConfig, field_help  # noqa: E402
-from cnn.data import DATA_DIR_SETTING, Dataset, load_for  # noqa: E402
-from cnn.image_folder import class_folders, is_image_folder  # noqa: E402
+from cnn.data import DATA_DIR_SETTING, Dataset, absolute_dataset, load_for, names_a_folder  # noqa: E402
+from cnn.image_folder import class_folders  # noqa: E402
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
 SIZE_FIELDS = ("image_height", "image_width")  # set together by --image-size HEIGHT WIDTH
@@ -58,6 +58,8 @@ def config_from_args(args: argparse.Namespace, defaults: TrainConfig | None = No
              if getattr(args, f.name, None) is not None}
     if getattr(args, "image_size", None) is not None:
         given.update(zip(SIZE_FIELDS, args.image_size))
+    if "dataset" in given:  # a local path as an absolute one: the cluster's processes start elsewhere
+        given["dataset"] = absolute_dataset(given["dataset"])
     try:
         return defaults.replace(**given)
     except ValueError as error:
@@ -74,7 +76,7 @@ def driver_reads(config: TrainConfig) -> bool:
     """Whether the driver reads the dataset before Ray starts, or an image folder is read on the
     cluster once Ray is up (data_loader stream or auto: cnn_ray/job_data.py). Only image folders
     stream: data_loader=stream with another dataset ends the job with one line."""
-    folder = is_image_folder(config.dataset)
+    folder = names_a_folder(config.dataset)
     if config.data_loader == "stream" and not folder:
         fail(f"--data-loader stream reads image folders; {config.dataset} is read whole (give a folder of "
              "class subfolders, or --data-loader memory)")

@@ -31,7 +31,7 @@ from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, che
                              load_data, open_job_data, print_block, storage_path)
 
 from cnn.config import AUGMENT_RANGES, TrainConfig  # noqa: E402
-from cnn.data import folder_name  # noqa: E402
+from cnn.data import absolute_dataset, folder_name  # noqa: E402
 from cnn.search_space import AUGMENT_STRENGTH, SearchSpace, SearchSpaceError  # noqa: E402
 from cnn.sweep_file import (PRESETS, STANDARD_SPACES, SweepFileError, dump_sweep, load_sweep_file,  # noqa: E402
                             load_sweep_text)
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     args = parse_args(argv)
     settings = settings_from_args(args)
+    # A local dataset path as an absolute one, from a flag or a sweep file: the cluster's processes start elsewhere.
+    settings = settings.replace(base=settings.base.replace(dataset=absolute_dataset(settings.base.dataset)))
     root = storage_path(args.storage_path)
     check_ray_address_reachable()
     if settings.final and settings.base.data_loader == "stream":

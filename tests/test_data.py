@@ -4,7 +4,7 @@ import socket
 import numpy as np
 import pytest
 
-from cnn.data import DataError, compact_pixels, load_dataset, read_npz, unit_float
+from cnn.data import DataError, absolute_dataset, compact_pixels, load_dataset, read_npz, unit_float
 
 
 def test_mnist_is_compact_one_hot_and_split(data_dir):
@@ -120,3 +120,11 @@ def test_pixels_become_bytes_only_when_nothing_is_lost(pixels, kind):
     assert compact.dtype == kind and compact.shape == (1, 1, 3, 1)
     expected = pixels / (255.0 if pixels.max() > 1 else 1.0)
     np.testing.assert_allclose(unit_float(compact)[0, ..., 0], expected, atol=1e-6)
+
+
+def test_a_folder_named_like_a_dataset_does_not_hide_it(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "mnist" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("mnist", data_dir=str(data_dir), limit=100).name == "mnist"
+    assert absolute_dataset("mnist") == "mnist" and absolute_dataset("s3://b/x") == "s3://b/x"
+    assert absolute_dataset("./mnist/") == str(tmp_path / "mnist")  # a local folder: absolute for the cluster

@@ -187,6 +187,15 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     assert (summary.loader, summary.train, summary.validation, summary.test) == ("stream", 900, 100, 200)
     assert summary.class_names == sorted(DIGIT_NAMES) and summary.input_shape == (28, 28, 1)
     assert data.trial.stream.spec.train_images == 900
+    # Ray Data's own reading of the folder: exactly the in-memory loader's training files, labelled alike.
+    from cnn.image_folder import list_image_files, training_and_validation
+    from cnn_ray.streaming import class_folder
+
+    kept, _ = training_and_validation(list_image_files(str(folder), 0.2).train, None, 0.1)
+    rows = data.trial.stream.dataset.select_columns(["path"]).take_all()
+    names = sorted(DIGIT_NAMES)
+    assert sorted((row["path"], names.index(class_folder(row["path"], data.trial.stream.spec.base))) for row in rows) \
+        == sorted(kept)
 
     def run(epochs):
         trainer = make_trainer(config.replace(epochs=epochs), data.trial.ref, WorkerResources(num_workers=2),
@@ -208,6 +217,9 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
 
 def test_a_folder_the_cluster_refuses_gets_one_line(local_ray, tmp_path):
     """What only a listing shows (an empty class) is found by the FolderReader on the cluster."""
+    import numpy as np
+    from PIL import Image
+
     from cnn_ray.job_data import FolderOpenError, open_data
     from image_folders import write_class_folders
 
@@ -216,3 +228,11 @@ def test_a_folder_the_cluster_refuses_gets_one_line(local_ray, tmp_path):
     with pytest.raises(FolderOpenError) as raised:
         open_data(TrainConfig(dataset=str(folder), data_loader="stream"), None)
     assert str(raised.value) == f"{folder}/empty: class 'empty' has no images"
+    # auto, below the streaming size: the reader decodes every image before the job goes on
+    (folder / "empty").rmdir()
+    odd = write_class_folders(tmp_path / "odd", per_class=4)
+    Image.fromarray(np.zeros((20, 12, 3), np.uint8)).save(odd / "cross" / "big.png")
+    with pytest.raises(FolderOpenError, match=r"images differ in size .*--image-size"):
+        open_data(TrainConfig(dataset=str(odd)), None)
+    fine = open_data(TrainConfig(dataset=str(folder)), None)  # auto: small, so decoded into the object store
+    assert fine.summary.loader == "memory" and fine.reader is None and fine.arrays().x_train.dtype == np.uint8

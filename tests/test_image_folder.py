@@ -178,3 +178,13 @@ def test_the_streaming_filter_picks_the_files_the_in_memory_loader_trains_on(tmp
         for images, chosen in ((data.x_train, kept), (data.x_val, validation)):
             expected, _ = read_images(files, chosen, None, "rgb")
             assert np.array_equal(images, expected), "the in-memory loader holds the same files in the same order"
+
+
+def test_a_multi_picture_jpeg_from_a_phone_reads_as_its_first_picture(folder):
+    first, second = (np.full((16, 16, 3), value, np.uint8) for value in (40, 200))
+    Image.fromarray(first).save(folder / "circle" / "phone.jpg", format="MPO", save_all=True,
+                                append_images=[Image.fromarray(second)])
+    files = list_image_files(str(folder), 0.2)
+    path = next(p for p, _ in files.train + files.test if p.endswith("phone.jpg"))
+    image, _ = read_images(files, [(path, 0)], None, "rgb")
+    assert abs(float(image.mean()) - 40) < 3

@@ -80,3 +80,26 @@ def test_trial_drivers_and_train_controllers_never_import_tensorflow(tmp_path):
     """, tmp_path)
     assert read.returncode == 0, read.stderr[-3000:]
     assert "unpickled TensorflowBackendConfig cnn_ray.trainer" in read.stdout
+
+
+def test_the_folder_reader_never_imports_tensorflow(tmp_path):
+    """The FolderReader actor (cnn_ray/streaming.py) runs on the driver's node, the head of a cluster:
+    what it runs to list, check and decode a folder must not load TensorFlow (nor claim a GPU)."""
+    folder = tmp_path / "shapes"
+    done = run_without_tensorflow(f"""
+        import sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from image_folders import write_class_folders
+        import cnn_ray.job_data, cnn_ray.streaming  # the reader's modules, and the jobs' side of it
+        from cnn.config import TrainConfig
+        from cnn.data import folder_evaluation_sets, load_for
+        from cnn.image_folder import list_image_files
+
+        from pathlib import Path
+        config = TrainConfig(dataset=str(write_class_folders(Path({str(folder)!r}), per_class=5)))
+        evaluation = folder_evaluation_sets(list_image_files(config.dataset, config.test_fraction), config)
+        whole = load_for(config)
+        print("read", len(evaluation.x_test), len(whole.x_train) + len(whole.x_val))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "read 3 12" in done.stdout
