@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cnn.checkpoint_state import MODEL_FILE
-from cnn.data import Dataset
+from cnn.data import Dataset, DataSummary
 
 FINAL_RUN_DIR = "final"              # <experiment>/final/train/: the final model's Ray Train run
 FINAL_MODEL_DIR = "final_model"      # <experiment>/final_model/: what a person uses
@@ -42,6 +42,11 @@ def final_epochs(trials: pd.DataFrame, trial_ids: list[str]) -> int:
     return max(1, int(round(float(np.median(chosen)))))
 
 
+def folded_summary(data: DataSummary) -> DataSummary:
+    """What the final model trains on, counted: the validation images moved into training."""
+    return dataclasses.replace(data, train=data.train + data.validation, validation=0)
+
+
 def training_plus_validation(data: Dataset) -> Dataset:
     """The dataset with its validation images moved into training (the test set untouched)."""
     return dataclasses.replace(data, x_train=np.concatenate([data.x_train, data.x_val]),
@@ -49,21 +54,21 @@ def training_plus_validation(data: Dataset) -> Dataset:
                                x_val=data.x_val[:0], y_val=data.y_val[:0])
 
 
-def model_card(*, config: dict[str, Any], data: Dataset, folded_validation: int, dataset_sha256: str | None,
+def model_card(*, config: dict[str, Any], data: DataSummary, folded_validation: int, dataset_sha256: str | None,
                chosen: dict[str, Any],
                final_test_accuracy: float, epochs_run: int, experiment: str, git_commit: str,
                packages: dict[str, str]) -> dict[str, Any]:
-    """model_card.json: `data` as trained on (training_plus_validation), `folded_validation` the
-    validation images among its training images; `chosen` the configuration's configs.csv row."""
+    """model_card.json: `data` as trained on (its training images include the validation images),
+    `folded_validation` the validation images among them; `chosen` the configuration's configs.csv row."""
     return {
         "model": "the original study's CNN (cnn/model.py), tf_keras",
         "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR},
         "input": {"shape": list(data.input_shape), "scaling": SCALING, "class_names": list(data.class_names)},
         "output": "softmax probabilities over class_names, in that order",
         "dataset": {"name": data.name, "source": data.source, "sha256": dataset_sha256,
-                    "trained_on": f"{len(data.x_train)} images: {len(data.x_train) - folded_validation} training "
+                    "trained_on": f"{data.train} images: {data.train - folded_validation} training "
                                   f"+ {folded_validation} validation",
-                    "test_images": len(data.x_test)},
+                    "test_images": data.test, "loader": data.loader},
         "config": config,
         "epochs_run": epochs_run,
         "chosen_configuration": {

@@ -7,6 +7,7 @@ One Ray Train run at <experiment>/final/train, on the sweep's resources per tria
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import ray
 
 from analysis.configs import config_table, scored
 from analysis.evidence import stage_rows
-from cnn.data import Dataset, names_a_folder, resolve_dataset, sha256_of
-from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, model_card,
+from cnn.data import Dataset, DataSummary, names_a_folder, resolve_dataset, sha256_of
+from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, folded_summary, model_card,
                              training_plus_validation)
 from cnn.sweep_results import (CONFIRM_DIR, STAGE_CONFIRM, STAGE_SEARCH, checkpoint_states, filesystem,
                                knob_columns, samples_by_config, write_text)
 from cnn_ray.run_record import git_commit, package_versions, stage_trials
+from cnn_ray.job_data import JobData
+from cnn_ray.streaming import Stream
 from cnn_ray.trainer import make_trainer
 from cnn_ray.trial import TrialPlan
 
@@ -60,7 +63,7 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
     return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"]))
 
 
-def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str:
+def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str:
     """Train and export the final model; its folder. Prints what it does."""
     experiment = plan.experiment_path
     if exported(experiment):
@@ -68,23 +71,39 @@ def run_final_stage(plan: TrialPlan, data: Dataset, data_dir: str | None) -> str
         return final_model_path(experiment)
     chosen, sample, epochs = choose(plan)
     config = plan.settings.trial_config(sample).replace(epochs=epochs)
-    merged = training_plus_validation(data)
+    trained, ref, stream = final_data(data)
     print(f"== final model: configuration {chosen['config_id']} ({chosen['stage']} stage, mean validation accuracy "
           f"{100 * chosen['val_accuracy_mean']:.2f}% over {int(chosen['n'])} seed(s)), trained for {epochs} epochs on "
-          f"{len(merged.x_train)} training + validation images, in {experiment}/{FINAL_RUN_DIR}", flush=True)
-    trainer = make_trainer(config, ray.put(merged), plan.resources, storage_path=f"{experiment}/{FINAL_RUN_DIR}",
-                           name=RUN_NAME, max_failures=plan.settings.worker_max_failures)
+          f"{trained.train} training + validation images, in {experiment}/{FINAL_RUN_DIR}", flush=True)
+    trainer = make_trainer(config, ref, plan.resources, storage_path=f"{experiment}/{FINAL_RUN_DIR}",
+                           name=RUN_NAME, max_failures=plan.settings.worker_max_failures, stream=stream)
     result = trainer.fit()
     if result.error is not None:
         raise result.error
     states = checkpoint_states(f"{experiment}/{FINAL_RUN_DIR}/{RUN_NAME}")
     checkpoint, state = max(states, key=lambda s: s[1].epochs_done)
-    card = model_card(config=state.config or config.to_dict(), data=merged, folded_validation=len(data.x_val),
+    card = model_card(config=state.config or config.to_dict(), data=trained, folded_validation=data.summary.validation,
                       dataset_sha256=dataset_sha256(config.dataset, data_dir),
                       chosen=chosen.to_dict(), final_test_accuracy=state.history[-1]["test_accuracy"],
                       epochs_run=state.epochs_done, experiment=experiment, git_commit=git_commit(),
                       packages=package_versions())
     return _export(checkpoint, card, final_model_path(experiment))
+
+
+def final_data(data: JobData) -> tuple[DataSummary, ray.ObjectRef, Stream | None]:
+    """What the final model trains on: the training and validation images together (the arrays put
+    in the object store, or a stream of both files), the test images to evaluate, and their counts."""
+    if data.trial.stream is None:
+        merged = training_plus_validation(data.arrays())
+        return merged.summary(), ray.put(merged), None
+    stream = ray.get(data.reader.training_stream.remote(with_validation=True))
+    return folded_summary(data.summary), _without_validation.remote(data.trial.ref), stream
+
+
+@ray.remote(num_cpus=0)
+def _without_validation(data: Dataset) -> Dataset:
+    """The test images alone, on the cluster (the driver of a stream holds no images)."""
+    return dataclasses.replace(data, x_val=data.x_val[:0], y_val=data.y_val[:0])
 
 
 def dataset_sha256(dataset: str, data_dir: str | None) -> str | None:

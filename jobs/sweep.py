@@ -162,10 +162,6 @@ def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpac
         fail(f"--grid flags: {error}")
 
 
-FINAL_NOT_STREAMED = ("the final model cannot be trained from a streamed image folder yet; pass --data-loader memory "
-                      "(or leave out --final)")
-
-
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     args = parse_args(argv)
@@ -174,8 +170,6 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings.replace(base=settings.base.replace(dataset=absolute_dataset(settings.base.dataset)))
     root = storage_path(args.storage_path)
     check_ray_address_reachable()
-    if settings.final and settings.base.data_loader == "stream":
-        fail(FINAL_NOT_STREAMED)
     local = load_data(settings.base, args.data_dir) if driver_reads(settings.base) else check_folder(settings.base)
     dataset_name = local.name if local is not None else folder_name(settings.base.dataset)
     name = args.name or f"sweep_{settings.preset}_{dataset_name}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -200,8 +194,6 @@ def main(argv: list[str] | None = None) -> None:
     connect_ray()
     timeline["ray_ready"] = time.time()
     data = open_job_data(settings.base, local)
-    if data.trial.stream is not None and settings.final:  # data_loader auto chose to stream
-        fail(FINAL_NOT_STREAMED)
     cluster = sweep_lib.cluster_capacity()
     resources = settings.resources_for(cluster_gpus=cluster.get("GPU", 0.0))
     concurrent = sweep_lib.concurrent_trials(resources, cluster, settings.max_concurrent_trials)
@@ -256,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             _stop_if_unfinished("confirm stage", sweep_lib.unfinished(confirm_path(experiment), points), root, name)
     final_error = None
     if settings.final:
-        final_error = _final_stage(plan, data.arrays(), args.data_dir, run)
+        final_error = _final_stage(plan, data, args.data_dir, run)
         timeline["final_ended"] = time.time()
     record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
     _print_leaderboard(record["trials_csv"], settings.space.knobs)

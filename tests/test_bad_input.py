@@ -69,8 +69,6 @@ CASES = [
     ("an image size of one number", ["--image-size", "32"], {}, "--image-size: expected 2 arguments"),
     ("an image size of zero", ["--image-size", "0", "32"], {}, "image_height=0 is out of range"),
     ("streaming an .npz", ["--data-loader", "stream"], {}, "--data-loader stream reads image folders; mnist is read whole"),
-    ("a final model from a stream", ["--dataset", "{empty}", "--data-loader", "stream", "--final"], {},
-     "the final model cannot be trained from a streamed image folder yet"),
     ("resume without a name", ["--resume"], {}, "--resume needs --name"),
     ("resume of nothing", ["--name", "ghost", "--resume"], {}, "nothing to resume at"),
     ("an experiment that exists", ["--storage-path", "{other_results}", "--name", TAKEN], {},

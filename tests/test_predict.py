@@ -28,7 +28,7 @@ def exported(tmp_path_factory, data_dir):
     model = build_model(CONFIG, data.input_shape, data.num_classes, steps_per_epoch=10)
     chosen = {"config_id": "abc12345", "stage": "confirm", "n": 3, "val_accuracy_mean": 0.9,
               "test_accuracy_mean": 0.89, "test_accuracy_ci_low": 0.88, "test_accuracy_ci_high": float("nan")}
-    card = model_card(config=CONFIG.to_dict(), data=data, folded_validation=30, dataset_sha256="feed", chosen=chosen,
+    card = model_card(config=CONFIG.to_dict(), data=data.summary(), folded_validation=30, dataset_sha256="feed", chosen=chosen,
                       final_test_accuracy=0.5, epochs_run=1, experiment="/x", git_commit="test", packages={})
     folder = export_model(model, tmp_path_factory.mktemp("final") / "final_model", card)
     return folder, model, data

@@ -80,7 +80,8 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
     RAY_ADDRESS in the workers, Ray Train's placement-group cleaner cannot tell the two apart, dies,
     and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn_ray/local_ray.py.)
     The training images stream through Ray Data from a folder of MNIST PNGs and JPEGs (the streaming
-    loader), so trials stopped mid-stream must give back what Ray Data held too."""
+    loader), so trials stopped mid-stream must give back what Ray Data held too; the final model
+    streams the training and validation files together."""
     import ray
     from ray.util.state import list_placement_groups
 
@@ -92,7 +93,7 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
                         "--dataset", str(digits), "--color-mode", "grayscale", "--data-loader", "stream",
                         "--limit", "3000", "--test-limit", "500", "--epochs", "3",
                         "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
-                        "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1"])
+                        "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1", "--final"])
     address = ray.get_runtime_context().gcs_address
     try:
         trials, _ = check_tables(tmp_path / "asha", expected_trials=4, load_checkpoints=False)
@@ -105,6 +106,11 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
         assert record["loader"] == "stream" and (record["train"], record["validation"]) == (2700, 300)
         html = (tmp_path / "asha" / "analysis" / "summary.html").read_text()
         assert all(f"<td>{name}</td>" in html for name in DIGIT_NAMES), "the report names the folders' classes"
+        # The final model trains on a stream of the training and validation files together.
+        card = json.loads((tmp_path / "asha" / "final_model" / "model_card.json").read_text())
+        assert card["dataset"]["trained_on"] == "3000 images: 2700 training + 300 validation"
+        assert card["dataset"]["loader"] == "stream" and card["input"]["class_names"] == sorted(DIGIT_NAMES)
+        assert card["chosen_configuration"]["config_id"] == good.config_id
 
         deadline = time.time() + 60
         while time.time() < deadline:
