@@ -63,11 +63,17 @@ resources: {{workers_per_trial: 1, cpus_per_worker: 1}}
 """
 
 
+def finished(experiment: Path) -> bool:
+    """A sweep that ran all its trials (an interrupted one also writes its tables, and says so in sweep.json)."""
+    record = experiment / "sweep.json"
+    return record.exists() and json.loads(record.read_text()).get("state") == "finished"
+
+
 def run_sweep(arm: str, seed: int, args: argparse.Namespace) -> Path:
     """The experiment folder of this arm and seed, run (or resumed) unless it finished before."""
     name = f"{arm}_seed{seed}"
     experiment = Path(args.work_dir) / name
-    if (experiment / "trials.csv").exists():
+    if finished(experiment):
         return experiment
     config = Path(args.work_dir) / f"{name}.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)

@@ -84,13 +84,15 @@ def write_started_record(experiment: str, run: dict[str, Any], sweep_file: str) 
     write_text(f"{experiment}/{SWEEP_JSON}", json.dumps(run, indent=2, default=str))
 
 
-def write_sweep_record(experiment: str, run: dict[str, Any], settings: SweepSettings, started: float
-                       ) -> dict[str, Any]:
-    """The tables and the final sweep.json, once Tune has returned."""
+def write_sweep_record(experiment: str, run: dict[str, Any], settings: SweepSettings, started: float,
+                       interrupted: str | None = None) -> dict[str, Any]:
+    """The tables and the final sweep.json, once Tune has returned: state "finished", or
+    "interrupted" (with why) when a stage returned before all its trials ended (Ctrl-C)."""
     trials, epochs = collect_trials(experiment, settings)
     trials_csv, epochs_csv = write_tables(experiment, trials, epochs)
     configs_csv = write_configs(experiment, trials, settings)
-    record = {**run, "state": "finished",
+    state = {"state": "interrupted", "interrupted": interrupted} if interrupted else {"state": "finished"}
+    record = {**run, **state,
               "timeline": {**run.get("timeline", {}), "tables_written": time.time()},
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "wall_seconds": round(time.time() - started, 1),

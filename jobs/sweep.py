@@ -236,8 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     problem = probe_write(experiment)
     if problem:
         _storage_failed(experiment, root, name, problem)
+    interrupted = None if confirming else sweep_lib.unfinished(experiment, settings.num_trials())
     if settings.confirm_top or settings.final:  # later stages build on a whole search
-        _stop_if_unfinished("search", sweep_lib.unfinished(experiment, settings.num_trials()), root, name)
+        _stop_if_unfinished("search", interrupted, root, name)
     if settings.confirm_top:
         points = _confirm_stage(plan, data.trial, concurrent, resume=confirming)
         timeline["confirm_ended"] = time.time()
@@ -250,7 +251,13 @@ def main(argv: list[str] | None = None) -> None:
     if settings.final:
         final_error = _final_stage(plan, data, args.data_dir, run)
         timeline["final_ended"] = time.time()
-    record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started)
+    if settings.confirm_top and not interrupted:
+        interrupted = sweep_lib.unfinished(confirm_path(experiment), points)
+        interrupted = f"the confirm stage: {interrupted}" if interrupted else None
+    elif interrupted:
+        interrupted = f"the search: {interrupted}"
+    record = write_sweep_record(experiment, {**run, "timeline": timeline}, settings, started=started,
+                                interrupted=interrupted)
     _print_leaderboard(record["trials_csv"], settings.space.knobs)
     _print_configurations(record["configs_csv"], settings.space.knobs)
     print(f"== results\nexperiment folder: {experiment}\ntables: {record['trials_csv']}, {record['epochs_csv']}, "
@@ -259,6 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"final model: {run['final_model']} (cnn-predict {run['final_model']} IMAGES...)", flush=True)
     report = _build_report(experiment, args.data_dir)
     print(f"report: {report}", flush=True)
+    if interrupted:  # Ctrl-C: Tune returned before every trial ended; the tables and report hold what ran
+        print(f"error: the sweep was interrupted ({interrupted}); its tables and report hold what had run. Continue "
+              f"it with: python jobs/sweep.py --storage-path {root} --name {name} --resume", file=sys.stderr)
+        raise SystemExit(1)
     if final_error:
         print(f"error: the final model was not exported ({final_error}); the sweep's results are stored. Try "
               f"again with: python jobs/sweep.py --storage-path {root} --name {name} --resume", file=sys.stderr)

@@ -43,6 +43,27 @@ def test_a_killed_training_worker_resumes_from_its_last_checkpoint(data_dir, tmp
     assert resumed and 1 <= resumed[0] < 4, f"the worker group should have resumed from a checkpoint: {resumed}"
 
 
+def test_a_sweep_stopped_with_ctrl_c_says_it_was_interrupted_and_how_to_resume(data_dir, tmp_path):
+    """Ctrl-C: Tune stops its trials and returns normally. The tables and the report hold what ran,
+    and sweep.json, the report and the exit status must say the sweep did not finish (they said
+    "finished" before), so that nothing reading them takes a partial sweep for a whole one."""
+    experiment = tmp_path / "stopped"
+    log = tmp_path / "sweep.log"
+    driver = start_sweep(["--preset", "smoke", "--storage-path", str(tmp_path), "--name", experiment.name,
+                          "--epochs", "4"], data_dir, log)
+    try:
+        wait_until(lambda: _registered_epoch(experiment), driver, 300, "the first registered checkpoint")
+        os.kill(driver.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
+        assert wait_for_exit(driver, 300, log) == 1, log.read_text()[-4000:]
+    finally:
+        _kill_group(driver)
+    record = json.loads((experiment / "sweep.json").read_text())
+    assert record["state"] == "interrupted" and record["interrupted"].startswith("the search: ")
+    assert "--resume" in log.read_text() and "was interrupted" in log.read_text()
+    assert (experiment / "trials.csv").exists()
+    assert "This sweep did not finish" in (experiment / "analysis" / "summary.html").read_text()
+
+
 @pytest.mark.timeout(1500)  # the waits below guard against a hang; a slow VM needs more than the default 900 s
 def test_a_lost_node_costs_its_trial_a_restart_and_the_sweep_goes_on(data_dir, tmp_path):
     """Two nodes of 2 CPUs; two trials of two 1-CPU workers each, so one trial trains on the second
