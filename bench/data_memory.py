@@ -122,7 +122,8 @@ def main() -> None:
     share = results["float32"]["dataset_share_mb"] / results["uint8"]["dataset_share_mb"]
     objects = results["float32"]["object_mb"] / results["uint8"]["object_mb"]
     print(f"\nfloat32 / uint8: object {objects:.2f}x, the worker's dataset share {share:.2f}x (goal: at least 3x)")
-    write_record("data_memory", {"dataset": data.describe(), "batch_size": args.batch_size, "results": results,
+    where = data.source.split(" (", 1)[0]  # the record names the file, not this machine's folder
+    write_record("data_memory", {"dataset": data.describe().replace(where, where.rsplit("/", 1)[-1]), "batch_size": args.batch_size, "results": results,
                                  "object_ratio": objects, "worker_share_ratio": share}, args.out)
 
 
