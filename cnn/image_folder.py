@@ -14,9 +14,9 @@ local path or a URI pyarrow's filesystems open (s3://bucket/prefix, gs://bucket/
 
 Files are listed, put in a fixed pseudo-random order (so that `limit` takes a mix of classes and a
 held-out test set is the same every time) and only then decoded, the ones `limit` keeps only.
-Pixels stay uint8. The streaming loader (cnn_ray/streaming.py) picks its training files with
-TrainingFiles, the same rules applied to Ray Data's own listing, so both loaders train, validate
-and test on the same files.
+Pixels stay uint8. The streaming loader (cnn_ray/streaming.py) streams the files
+training_and_validation picks here and decodes them with `decode`, so both loaders train, validate
+and test on the same files and pixels.
 """
 
 from __future__ import annotations
@@ -134,26 +134,6 @@ def training_and_validation(train: list[tuple[str, int]], limit: int | None, val
     pool = train[:limit]
     train_idx, val_idx = validation_split(len(pool), validation_fraction)
     return [pool[i] for i in train_idx], [pool[i] for i in val_idx]
-
-
-@dataclass(frozen=True)
-class TrainingFiles:
-    """Ray Data's partition_filter for the streaming loader: from a listing of the training folder
-    (`base`: the root, or its train/), the files the in-memory loader would train on; with
-    `with_validation`, its validation files too (the final model's data). Small, so that Ray can
-    hand it to every read task."""
-
-    base: str
-    class_names: tuple[str, ...]
-    test_fraction: float | None  # None: the folder has a test/ of its own
-    limit: int | None
-    validation_fraction: float
-    with_validation: bool = False
-
-    def __call__(self, paths: list[str]) -> list[str]:
-        train, _ = ordered_split(labelled_files(paths, self.base, self.class_names), self.test_fraction)
-        kept, validation = training_and_validation(train, self.limit, self.validation_fraction)
-        return [path for path, _ in kept + (validation if self.with_validation else [])]
 
 
 def read_images(files: ImageFiles, split: list[tuple[str, int]], image_size: tuple[int, int] | None,

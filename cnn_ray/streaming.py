@@ -3,24 +3,34 @@ worker its shard, so that no process holds the training set and the driver never
 
 - A `FolderReader` actor (no CPU; it lives as long as the job holds it) lists the folder, checks it,
   decodes the validation and test images (small, kept in the object store as the in-memory loader
-  keeps them; for a folder that does not stream, all of it) and builds the training `ray.data.Dataset`: `read_images` over the training folder
-  with `TrainingFiles` as its filter, so that it trains on exactly the in-memory loader's files.
-  The listing happens there, not in the driver, whose memory does not grow with the folder.
+  keeps them; for a folder that does not stream, all of it) and builds the training
+  `ray.data.Dataset`: the in-memory loader's training files (the same list, in the same order), in
+  blocks of a few hundred files, each decoded by one Ray Data task with the in-memory loader's own
+  `decode` (cnn.image_folder), into one uint8 array. Whole blocks, not a block per file as
+  `ray.data.read_images` builds them: that costs several times the CPU a file's decoding does
+  (bench/data_streaming.py). The listing happens there, not in the driver, whose memory does not
+  grow with the folder; the file list stays in the object store, owned by the reader.
 - Ray Train splits that dataset over the trial's workers (`streaming_split`, equal shares); each
-  worker reads its shard every epoch through `ShardBatches`, shuffled in a local buffer seeded by
-  the epoch, and its tf.data pipeline scales and augments as for arrays (cnn.pipeline).
-- Ray Data's read tasks ask for no CPU: a trial's workers hold the CPUs Tune gave it, and Ray Data
-  never runs inside a trial's placement group, so tasks that asked for a CPU would wait for ever on
-  a full cluster. They share the workers' cores instead, at most READ_CONCURRENCY at a time per trial.
+  epoch reads the blocks in a new order (seeded by the run's seed and the epoch's number in this
+  run), and each worker reads its shard through `ShardBatches`, shuffled in a local buffer seeded by
+  the epoch; its tf.data pipeline scales and augments as for arrays (cnn.pipeline).
+- Ray Data's decoding tasks ask for no CPU: a trial's workers hold the CPUs Tune gave it, and Ray
+  Data never runs inside a trial's placement group, so tasks that asked for a CPU would wait for
+  ever on a full cluster. They share the workers' cores instead, at most READ_CONCURRENCY at a time
+  per trial, decoding at a lower priority (Linux) so that they take the time the training leaves.
 
-What is not replayed: Ray Data hands blocks to the workers in the order they are read, so which
+What is not replayed: Ray Data hands blocks to the workers in the order they are decoded, so which
 images a worker sees in an epoch, and in what order, is not fixed by the seed. A resumed run
 continues at the next epoch with that epoch's seeds for shuffling and augmentation.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +39,13 @@ import ray
 
 from cnn.config import TrainConfig
 from cnn.data import Dataset, DataSummary, folder_dataset, folder_evaluation_sets
-from cnn.image_folder import (IMAGE_EXTENSIONS, PIL_MODES, ImageFiles, TrainingFiles, list_image_files,
-                              training_and_validation)
+from cnn.image_folder import ImageFiles, ImageFolderError, decode, list_image_files, training_and_validation
 
 STREAMED = "train"  # the Ray Dataset's name for Ray Train (get_dataset_shard)
-READ_CONCURRENCY = 2  # read tasks at a time, per trial
+READ_CONCURRENCY = 2  # decoding tasks at a time, per trial
+DECODE_NICENESS = 10  # how much lower than the training's the decoding threads' priority is (Linux)
+BLOCK_MB = 32  # a decoding task's output, decoded (one byte a pixel)
+BLOCK_FILES = (16, 512)  # the fewest and most files a decoding task decodes
 SHUFFLE_BUFFER_IMAGES = 2048  # each worker's local shuffle buffer (images)
 MB = 2**20
 
@@ -42,7 +54,6 @@ MB = 2**20
 class StreamSpec:
     """What a training worker needs to turn Ray Data's rows into batches."""
 
-    base: str  # the training folder as Ray Data names its files
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]
     train_images: int  # split over the workers in equal shares
@@ -103,19 +114,70 @@ class FolderReader:
 
     def training_stream(self, with_validation: bool = False) -> Stream:
         """The training images (and, for the final model, the validation images) as a Ray Dataset."""
-        import ray.data
+        config, shape = self.config, self.shape
+        train, validation = training_and_validation(self.files.train, config.limit, config.validation_fraction)
+        files = train + (validation if with_validation else [])
+        return Stream(StreamSpec(tuple(self.files.class_names), shape, len(files)),
+                      decoded_dataset(files, DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape),
+                                      config.seed))
 
-        config, files, shape = self.config, self.files, self.shape
-        picked = TrainingFiles(files.train_base, tuple(files.class_names),
-                               None if files.test_folder else config.test_fraction, config.limit,
-                               config.validation_fraction, with_validation)
-        dataset = ray.data.read_images(
-            files.train_base, filesystem=files.filesystem, size=config.image_size, mode=PIL_MODES[config.color_mode],
-            include_paths=True, partition_filter=picked, file_extensions=list(IMAGE_EXTENSIONS),
-            shuffle=ray.data.FileShuffleConfig(seed=config.seed), num_cpus=0, concurrency=READ_CONCURRENCY)
-        train, validation = training_and_validation(files.train, config.limit, config.validation_fraction)
-        count = len(train) + (len(validation) if with_validation else 0)
-        return Stream(StreamSpec(files.train_base, tuple(files.class_names), shape, count), dataset)
+
+def block_files(image_shape: tuple[int, int, int]) -> int:
+    """How many files one decoding task decodes: about BLOCK_MB of pixels, within BLOCK_FILES."""
+    low, high = BLOCK_FILES
+    return int(np.clip(BLOCK_MB * MB // int(np.prod(image_shape)), low, high))
+
+
+def decoded_dataset(files: list[tuple[str, int]], decoder: DecodeFiles, seed: int) -> Any:
+    """`files` ((path, class index)) as a ray.data.Dataset of decoded blocks, in a new block order
+    every epoch (seeded)."""
+    import ray.data
+
+    blocks = max(1, -(-len(files) // block_files(decoder.image_shape)))
+    listed = ray.data.from_items([{"path": path, "label": label} for path, label in files],
+                                 override_num_blocks=blocks)
+    shuffled = listed.randomize_block_order(seed=ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True))
+    return shuffled.map_batches(decoder, batch_size=None, batch_format="numpy", num_cpus=0,
+                                compute=ray.data.TaskPoolStrategy(size=READ_CONCURRENCY))
+
+
+@dataclass(frozen=True)
+class DecodeFiles:
+    """A Ray Data task's work: a block of files ({"path", "label"}) as {"image": uint8 (N, H, W, C),
+    "label": int64}, decoded as the in-memory loader decodes them; an image whose size differs from
+    the folder's (without --image-size) is an ImageFolderError naming it."""
+
+    filesystem: Any  # pyarrow.fs.FileSystem: the folder's (small to send: the file list is not in it)
+    image_size: tuple[int, int] | None
+    color_mode: str
+    image_shape: tuple[int, int, int]
+
+    def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # In a thread of its own at a lower priority: the task asked for no CPU and shares the
+        # trial's cores, so it takes what the training leaves idle (and the worker process, which
+        # Ray reuses for other tasks, keeps its priority).
+        with ThreadPoolExecutor(1, initializer=lower_this_threads_priority) as thread:
+            return thread.submit(self.decode, block).result()
+
+    def decode(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = np.empty((len(block["path"]), *self.image_shape), np.uint8)
+        for i, path in enumerate(block["path"]):
+            image = decode(self.filesystem, str(path), self.image_size, self.color_mode)
+            if image.shape != self.image_shape:
+                height, width, _ = self.image_shape
+                raise ImageFolderError(f"{path}: a {image.shape[1]}x{image.shape[0]} image among images of "
+                                       f"{width}x{height} (width x height); pass --image-size HEIGHT WIDTH "
+                                       "to resize them all")
+            images[i] = image
+        return {"image": images, "label": np.asarray(block["label"], np.int64)}
+
+
+def lower_this_threads_priority() -> None:
+    """The calling thread runs DECODE_NICENESS below its process (Linux: a thread's own niceness;
+    elsewhere nothing changes)."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + DECODE_NICENESS)
 
 
 class ShardBatches:
@@ -127,32 +189,45 @@ class ShardBatches:
         self.spec = spec
         self.image_shape = spec.image_shape
         self.num_classes = len(spec.class_names)
-        self._index = {name: i for i, name in enumerate(spec.class_names)}
         self._shard = ray.train.get_dataset_shard(STREAMED)
+        self.failure: BaseException | None = None  # what stopped the stream, seen before TensorFlow wraps it
 
     def batches(self, seed: int, batch_size: int, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rows = self._shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
                                         local_shuffle_buffer_size=max(SHUFFLE_BUFFER_IMAGES, batch_size),
                                         local_shuffle_seed=seed)
-        return exactly(map(self._arrays, rows), count)
+        return exactly(self._watched((batch["image"], batch["label"]) for batch in rows), count)
 
-    def _arrays(self, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        images = rows["image"]
-        for path, image in zip(rows["path"], images):  # without --image-size, Ray Data keeps each image's size
-            if image.shape[:2] != self.image_shape[:2]:
-                raise ValueError(f"{path}: a {image.shape[1]}x{image.shape[0]} image among images of "
-                                 f"{self.image_shape[1]}x{self.image_shape[0]} (width x height); pass "
-                                 "--image-size HEIGHT WIDTH to resize them all")
-        images = np.stack(images) if images.dtype == object else images
-        if images.ndim == 3:  # grayscale comes without a channel axis
-            images = images[..., np.newaxis]
-        labels = [self._index[class_folder(str(path), self.spec.base)] for path in rows["path"]]
-        return images.astype(np.uint8, copy=False), np.asarray(labels, dtype=np.int64)
+    def _watched(self, batches: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from batches
+        except Exception as error:
+            self.failure = error
+            raise
+
+    def raise_bad_file(self) -> None:
+        """After the epoch failed: if a file stopped the stream (an ImageFolderError in a decoding
+        task), raise that one line, rather than the traceback TensorFlow and Ray Data wrap it in."""
+        bad_file = folder_error(self.failure)
+        if bad_file is not None:
+            raise ImageFolderError(str(bad_file)) from None
 
 
-def class_folder(path: str, base: str) -> str:
-    """The class folder a streamed file sits in: the first folder below the training folder."""
-    return path[len(base):].lstrip("/").split("/", 1)[0]
+def folder_error(error: BaseException | None) -> ImageFolderError | None:
+    """The ImageFolderError that `error` reports: itself, one of its causes, or, from a Ray Data task,
+    the last line of the task's traceback that Ray's error carries (Ray sends a task's exception
+    without its causes, so the text is all that reaches the worker)."""
+    prefix = f"{ImageFolderError.__module__}.{ImageFolderError.__qualname__}: "
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ImageFolderError):
+            return error
+        named = [line.split(prefix, 1)[1] for line in str(error).splitlines() if prefix in line]
+        if named:
+            return ImageFolderError(named[-1].strip())
+        seen.add(id(error))
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return None
 
 
 def exactly(batches: Iterable[Any], count: int) -> Iterator[Any]:

@@ -90,8 +90,13 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
     test_set = evaluation_dataset(data.x_test, data.y_test, config.batch_size, layout.workers)
 
     for epoch in range(state.epochs_done, config.epochs):
-        metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set, batches),
-                   "node_id": ray.get_runtime_context().get_node_id()}
+        try:
+            metrics = {**run_epoch(model, strategy, data, config, epoch, steps, val_set, test_set, batches),
+                       "node_id": ray.get_runtime_context().get_node_id()}
+        except tf.errors.OpError:
+            if batches is not None:
+                batches.raise_bad_file()  # a streamed file that cannot be read: one line naming it
+            raise
         metrics["stop_reason"] = stop_reason(metrics, config)
         state = state.after_epoch(metrics, config.to_dict())
         _save_and_report(model, resume, state, metrics, rank, {"devices": devices, "startup": startup})

@@ -187,15 +187,15 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     assert (summary.loader, summary.train, summary.validation, summary.test) == ("stream", 900, 100, 200)
     assert summary.class_names == sorted(DIGIT_NAMES) and summary.input_shape == (28, 28, 1)
     assert data.trial.stream.spec.train_images == 900
-    # Ray Data's own reading of the folder: exactly the in-memory loader's training files, labelled alike.
-    from cnn.image_folder import list_image_files, training_and_validation
-    from cnn_ray.streaming import class_folder
+    # What Ray Data streams: exactly the in-memory loader's training images and labels (in its own order).
+    from cnn.image_folder import list_image_files, read_images, training_and_validation
 
-    kept, _ = training_and_validation(list_image_files(str(folder), 0.2).train, None, 0.1)
-    rows = data.trial.stream.dataset.select_columns(["path"]).take_all()
-    names = sorted(DIGIT_NAMES)
-    assert sorted((row["path"], names.index(class_folder(row["path"], data.trial.stream.spec.base))) for row in rows) \
-        == sorted(kept)
+    files = list_image_files(str(folder), 0.2)
+    kept, _ = training_and_validation(files.train, None, 0.1)
+    images, labels = read_images(files, kept, None, "grayscale")
+    rows = data.trial.stream.dataset.take_all()
+    assert sorted((int(row["label"]), row["image"].tobytes()) for row in rows) \
+        == sorted((int(label), image.tobytes()) for image, label in zip(images, labels))
 
     def run(epochs):
         trainer = make_trainer(config.replace(epochs=epochs), data.trial.ref, WorkerResources(num_workers=2),

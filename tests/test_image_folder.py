@@ -10,8 +10,7 @@ from PIL import Image
 
 from cnn.config import TrainConfig
 from cnn.data import load_dataset, load_for
-from cnn.image_folder import (ImageFolderError, TrainingFiles, list_image_files, read_images,
-                              training_and_validation)
+from cnn.image_folder import ImageFolderError, list_image_files, read_images, training_and_validation
 from image_folders import CLASSES, write_class_folders
 
 
@@ -151,28 +150,29 @@ def test_hidden_files_and_underscore_class_folders_are_skipped(folder):
     assert len(files.train) == 24 and files.class_names == sorted(CLASSES)
 
 
-def test_the_streaming_filter_picks_the_files_the_in_memory_loader_trains_on(tmp_path):
-    """TrainingFiles sees Ray Data's listing (every file under the training folder, hidden ones
-    and stray files included) and must keep exactly the in-memory loader's training files."""
+def test_both_loaders_take_one_split_of_the_listed_files(tmp_path):
+    """The listing keeps the image files in class folders (not hidden ones, not stray files);
+    training_and_validation splits them, and the in-memory loader holds its files in its order (the
+    streaming loader decodes the same list: tests/test_streaming.py)."""
     for layout in ("classes", "split"):
         root = tmp_path / layout
         if layout == "classes":
             write_class_folders(root, per_class=9)
-            base, test_fraction = root, 0.2
+            base = root
         else:
             write_class_folders(root / "train", per_class=9)
             write_class_folders(root / "test", per_class=2, seed=1)
-            base, test_fraction = root / "train", None
+            base = root / "train"
         (base / "circle" / ".hidden.png").write_bytes(b"\0")
         (base / "readme.txt").write_text("at the top, in no class")
         files = list_image_files(str(root), 0.2)
-        listing = sorted(str(p) for p in base.rglob("*") if p.is_file())
-        for limit, with_validation in ((None, False), (20, False), (None, True)):
+        images = sorted(str(path) for path in base.rglob("*")
+                        if path.suffix in (".png", ".jpg") and not path.name.startswith("."))
+        assert sorted(path for path, _ in files.train + (files.test if layout == "classes" else [])) == images
+        for limit in (None, 20):
             kept, validation = training_and_validation(files.train, limit, 0.25)
-            picked = TrainingFiles(str(base), tuple(files.class_names), test_fraction, limit, 0.25,
-                                   with_validation)(listing)
-            assert picked == [path for path, _ in kept + (validation if with_validation else [])]
             assert len(validation) == round(len(files.train[:limit]) * 0.25)
+            assert len(kept) + len(validation) == len(files.train[:limit])
         data = load_dataset(str(root), validation_fraction=0.25, test_fraction=0.2)
         kept, validation = training_and_validation(files.train, None, 0.25)
         for images, chosen in ((data.x_train, kept), (data.x_val, validation)):
