@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 from cnn.data import DATA_DIR_SETTING  # noqa: E402
+from jobs.arguments import ArgumentParser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    parser = ArgumentParser(prog="python -m analysis", description=__doc__)
     parser.add_argument("experiment", help="the sweep's experiment folder (holding trials.csv, epochs.csv, "
                                            "sweep.json), or its s3:// / gs:// URI")
     parser.add_argument("--data-dir", default=None,

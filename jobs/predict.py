@@ -26,6 +26,7 @@ if not __package__:  # run as a file (python jobs/predict.py): this checkout fir
 
 import numpy as np  # noqa: E402
 
+from jobs.arguments import ArgumentParser  # noqa: E402
 from jobs.cli_common import fail  # noqa: E402
 
 from cnn.final_model import KERAS_FILE, MODEL_CARD  # noqa: E402
@@ -35,7 +36,7 @@ CHANNELS_OF_MODE = {"L": 1, "RGB": 3, "RGBA": 4, "LA": 2, "CMYK": 4, "I;16": 1, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a sweep's final_model/ folder")
     parser.add_argument("images", metavar="IMAGES", nargs="+", help="image files (PNG, JPEG) or .npz files")
     parser.add_argument("--top-k", type=int, default=3, help="classes per image, most probable first (default: 3)")

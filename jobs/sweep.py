@@ -26,6 +26,7 @@ LAUNCHED = time.time()  # before the heavy imports: the start of sweep.json's "t
 if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jobs.arguments import ArgumentParser, check_run_name  # noqa: E402
 from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
                              check_storage_writable, config_from_args, connect_ray, driver_reads, fail,
                              load_data, open_job_data, print_block, storage_path)
@@ -42,7 +43,7 @@ EXIT_STORAGE_FAILED = 3  # 2 is bad input (nothing started); 1 an unexpected err
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep = parser.add_argument_group("the sweep")
     sweep.add_argument("--preset", choices=sorted(PRESETS),
                        help="a sweep file shipped with the package (cnn/sweeps/): smoke (1 min), local (make sweep, "
@@ -82,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out = parser.add_argument_group("storage")
     out.add_argument("--storage-path", default="results",
                      help="local folder, shared NFS path, or s3:// / gs:// URI (default: ./results)")
-    out.add_argument("--name", help="experiment name (default: sweep_<preset>_<dataset>_<time>)")
+    out.add_argument("--name", type=check_run_name, help="experiment name (default: sweep_<preset>_<dataset>_<time>)")
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted sweep --name (unpickles its state: only your own folders)")
     add_data_flags(parser)

@@ -14,6 +14,7 @@ from pathlib import Path
 if not __package__:  # run as a file (python jobs/train.py, as `ray job submit` does): this checkout first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jobs.arguments import ArgumentParser, check_run_name  # noqa: E402
 from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
                              check_storage_writable, config_from_args, connect_ray, driver_reads, fail, load_data,
                              open_job_data, print_block, storage_path)
@@ -24,14 +25,14 @@ from cnn.replicas import WorkerResources  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("where and how it runs")
     run.add_argument("--workers", type=int, default=1, help="training workers (default: 1)")
     run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
     run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default: 0)")
     run.add_argument("--storage-path", default="results",
                      help="local folder or s3:// / gs:// URI for checkpoints (default: ./results)")
-    run.add_argument("--name", default=None, help="run name (default: train_<dataset>_<time>); reuse to resume")
+    run.add_argument("--name", default=None, type=check_run_name, help="run name (default: train_<dataset>_<time>); reuse to resume")
     run.add_argument("--max-failures", type=int, default=2,
                      help="restarts of the worker group after a failure (default: 2)")
     add_data_flags(parser)

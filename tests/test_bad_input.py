@@ -30,13 +30,16 @@ def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
     (tmp_path / "other_results" / TAKEN).mkdir(parents=True)
     bad_sweep = tmp_path / "bad_sweep.yaml"
     bad_sweep.write_text("train: {dataset: mnist, limit: 400, epochs: 2}\nspace:\n  dropout_conv: {uniform: [0, 1.5]}\n")
+    random_bytes = tmp_path / "random_bytes.npz"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
     tpe_grid = tmp_path / "tpe_grid.yaml"
     tpe_grid.write_text("search: {algorithm: tpe}\nspace:\n  l2_conv: {grid: [0, 1e-3]}\n")
     monkeypatch.setenv("CNN_DATA_DIR", str(data_dir))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])  # argparse names the program after it
     return {"store": tmp_path / "results", "truncated": truncated, "empty": empty, "bad_labels": bad_labels,
-            "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep, "tpe_grid": tpe_grid}
+            "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep, "tpe_grid": tpe_grid,
+            "random_bytes": random_bytes}
 
 
 # (case id, the flags after --preset smoke --storage-path <store>, environment changes, the words the line must hold)
@@ -64,6 +67,10 @@ CASES = [
     ("deterministic with XLA", ["--deterministic", "--jit-compile"], {}, "deterministic cannot be combined"),
     ("unknown dataset", ["--dataset", "cifar100"], {}, "unknown dataset 'cifar100'"),
     ("truncated dataset file", ["--data-dir", "{truncated}"], {}, "mnist.npz"),
+    ("a file of random bytes named .npz", ["--dataset", "{random_bytes}"], {},
+     "random_bytes.npz: not an .npz file (an .npz is a zip archive of arrays"),
+    ("a name that is a path", ["--name", "runs/a"], {}, "argument --name: 'runs/a' is not a folder name"),
+    ("a name that climbs out of the storage", ["--name", ".."], {}, "argument --name: '..' is not a folder name"),
     ("labels outside the classes", ["--dataset", "{bad_labels}"], {}, "labels outside"),
     ("a folder without class subfolders", ["--dataset", "{empty}"], {}, "empty: no class subfolders"),
     ("an image size of one number", ["--image-size", "32"], {}, "--image-size: expected 2 arguments"),
@@ -87,13 +94,24 @@ def test_bad_input_stops_the_sweep_before_anything_starts(flags, env, words, inp
     with pytest.raises(SystemExit) as stopped:
         sweep.main(argv)
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not line.startswith("(run sweep.py --help")]
     assert stopped.value.code == 2, err[-800:]
-    assert lines and lines[-1].startswith(("error:", "sweep.py: error:")) and words in lines[-1], err[-800:]
+    assert lines and lines[-1].startswith("error:") and words in lines[-1], err[-800:]
     assert "Traceback" not in err
     if "ray" in sys.modules:
         assert not sys.modules["ray"].is_initialized(), "no Ray may be started for bad input"
     assert not inputs["store"].exists() or not list(inputs["store"].iterdir()), "nothing may be left behind"
+
+
+@pytest.mark.parametrize("flags", [["--preset", "nope"], ["--no-such-flag"], ["--s", "3"], ["--epochs", "many"]],
+                         ids=["invalid choice", "unknown flag", "ambiguous flag", "not a number"])
+def test_a_mistyped_flag_gets_its_error_and_a_pointer_to_help_not_the_usage(flags, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main(flags)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1] == "(run sweep.py --help for every flag)", lines
 
 
 def test_the_real_command_line_fails_the_same_way_offline(data_dir, tmp_path):
