@@ -11,12 +11,14 @@ reads its training images through a one-worker `streaming_split` as a training w
 (batches of 128, local shuffle buffer) for --epochs epochs, once per design:
 
 - blocks: what the loader streams (cnn_ray/streaming.py: blocks of files decoded into one array);
-- read_images: `ray.data.read_images` over the same files (a block per file; the first design).
+- read_images: `ray.data.read_images` over the same files (a block per file; the first design,
+  here without its file shuffle, paths and label lookup, so if anything it is charged too little).
 
 For each epoch it prints the images/s and the CPU seconds per image of every process of this
 cluster (this script and its descendants: Ray's own processes, the decoding tasks, the
 coordinator), from /proc. The first epoch includes Ray Data's start (processes importing their
-libraries). Linux only; a machine with other work on it inflates the time, not the CPU seconds.
+libraries). Linux only. Other work on the machine inflates the time, and with it the CPU of Ray's
+own processes, which do some work every fraction of a second: measure on an idle machine.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def main() -> None:
         data = open_data(config, None)
         files, _ = training_and_validation(list_image_files(args.folder, config.test_fraction).train,
                                            config.limit, config.validation_fraction)
-        runs = {"blocks": epochs_of(data.trial.stream.dataset, args.epochs),
+        runs = {"blocks": epochs_of(data.trial.stream.dataset(config.seed), args.epochs),
                 "read_images": epochs_of(read_images_dataset(files, config), args.epochs)}
     finally:
         ray.shutdown()

@@ -204,12 +204,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+ZIP_HEADER = b"PK\x03\x04"  # how every zip archive, and so every .npz, begins
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Read the four arrays from an .npz without unpickling anything."""
     try:
-        if not zipfile.is_zipfile(path):  # np.load would take it for a pickle, and refuse it as one
-            raise DataError(f"{path}: not an .npz file (an .npz is a zip archive of arrays, as numpy.savez "
-                            "writes it)")
+        with open(path, "rb") as handle:  # np.load takes what is not a zip (or .npy) for a pickle
+            if handle.read(4) != ZIP_HEADER:
+                raise DataError(f"{path}: not an .npz file (an .npz is a zip archive of arrays, as numpy.savez "
+                                "writes it)")
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ARRAY_KEYS if k not in archive.files]
             if missing:

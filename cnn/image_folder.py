@@ -167,8 +167,7 @@ def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] |
         image = Image.open(io.BytesIO(content))
         if image.format not in IMAGE_FORMATS:
             raise ImageFolderError(f"{path}: a {image.format} image; only JPEG and PNG are read")
-        # Resized, then converted, in the order Ray Data's read_images does it: the streaming loader's
-        # pixels are the same as these.
+        # Resized, then converted (the streaming loader decodes with this function too).
         if image_size is not None and image.size != (image_size[1], image_size[0]):
             image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
         image = image.convert(PIL_MODES[color_mode])

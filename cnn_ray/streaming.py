@@ -4,16 +4,19 @@ worker its shard, so that no process holds the training set and the driver never
 - A `FolderReader` actor (no CPU; it lives as long as the job holds it) lists the folder, checks it,
   decodes the validation and test images (small, kept in the object store as the in-memory loader
   keeps them; for a folder that does not stream, all of it) and builds the training
-  `ray.data.Dataset`: the in-memory loader's training files (the same list, in the same order), in
-  blocks of a few hundred files, each decoded by one Ray Data task with the in-memory loader's own
-  `decode` (cnn.image_folder), into one uint8 array. Whole blocks, not a block per file as
-  `ray.data.read_images` builds them: that costs several times the CPU a file's decoding does
-  (bench/data_streaming.py). The listing happens there, not in the driver, whose memory does not
-  grow with the folder; the file list stays in the object store, owned by the reader.
+  `ray.data.Dataset`: the in-memory loader's training files (the same list, in the same order) as
+  rows of (path, label) in groups of SHUFFLE_GROUP_FILES, which each trial's Train run decodes a
+  few hundred files per Ray Data task with the in-memory loader's own `decode`
+  (cnn.image_folder), into one uint8 array: whole blocks, not a block per file as
+  `ray.data.read_images` builds them, which cost several times the CPU a file's decoding does
+  (bench/stream_decoding.py). The listing happens in the reader, not in the driver, whose memory
+  does not grow with the folder; the file list stays in the object store, owned by the reader.
 - Ray Train splits that dataset over the trial's workers (`streaming_split`, equal shares); each
-  epoch reads the blocks in a new order (seeded by the run's seed and the epoch's number in this
-  run), and each worker reads its shard through `ShardBatches`, shuffled in a local buffer seeded by
-  the epoch; its tf.data pipeline scales and augments as for arrays (cnn.pipeline).
+  epoch takes the groups of files in a new order (seeded by the trial's seed and the epoch's number
+  in this run: a resumed or restarted run starts that count again), so a decoding task's few
+  hundred files differ from epoch to epoch, and each worker reads its shard through
+  `ShardBatches`, shuffled in a local buffer seeded by the epoch; its tf.data pipeline scales and
+  augments as for arrays (cnn.pipeline). What stays together: the files of one group.
 - Ray Data's decoding tasks ask for no CPU: a trial's workers hold the CPUs Tune gave it, and Ray
   Data never runs inside a trial's placement group, so tasks that asked for a CPU would wait for
   ever on a full cluster. They share the workers' cores instead, at most READ_CONCURRENCY at a time
@@ -46,6 +49,7 @@ READ_CONCURRENCY = 2  # decoding tasks at a time, per trial
 DECODE_NICENESS = 10  # how much lower than the training's the decoding threads' priority is (Linux)
 BLOCK_MB = 32  # a decoding task's output, decoded (one byte a pixel)
 BLOCK_FILES = (16, 512)  # the fewest and most files a decoding task decodes
+SHUFFLE_GROUP_FILES = 64  # files that stay together when an epoch reorders them (see Stream.dataset)
 SHUFFLE_BUFFER_IMAGES = 2048  # each worker's local shuffle buffer (images)
 MB = 2**20
 
@@ -61,10 +65,23 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class Stream:
-    """A streamed training set: the spec for the workers and the Ray Dataset to split among them."""
+    """A streamed training set: the spec for the workers, and the files as a Ray Dataset of small
+    groups of (path, label) rows, to be decoded in the order a trial's seed gives them."""
 
     spec: StreamSpec
-    dataset: Any  # ray.data.Dataset
+    files: Any  # ray.data.Dataset of {"path", "label"} rows, SHUFFLE_GROUP_FILES a block
+    decoder: DecodeFiles
+
+    def dataset(self, seed: int) -> Any:
+        """What a trial seeded `seed` trains on: every epoch (every execution of the plan), the
+        groups of files in a new order, seeded by `seed` and the epoch's number in this run, decoded
+        block_files at a time by Ray Data tasks asking for no CPU."""
+        import ray.data
+
+        order = ray.data.RandomSeedConfig(seed=int(seed), reseed_after_execution=True)
+        return self.files.randomize_block_order(seed=order).map_batches(
+            self.decoder, batch_size=block_files(self.decoder.image_shape), batch_format="numpy", num_cpus=0,
+            compute=ray.data.TaskPoolStrategy(size=READ_CONCURRENCY))
 
 
 def decoded_mb(files: ImageFiles, config: TrainConfig, image_shape: tuple[int, int, int]) -> float:
@@ -113,32 +130,22 @@ class FolderReader:
         return arrays
 
     def training_stream(self, with_validation: bool = False) -> Stream:
-        """The training images (and, for the final model, the validation images) as a Ray Dataset."""
+        """The training files (and, for the final model, the validation files) to stream."""
+        import ray.data
+
         config, shape = self.config, self.shape
         train, validation = training_and_validation(self.files.train, config.limit, config.validation_fraction)
         files = train + (validation if with_validation else [])
-        return Stream(StreamSpec(tuple(self.files.class_names), shape, len(files)),
-                      decoded_dataset(files, DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape),
-                                      config.seed))
+        listed = ray.data.from_items([{"path": path, "label": label} for path, label in files],
+                                     override_num_blocks=max(1, -(-len(files) // SHUFFLE_GROUP_FILES)))
+        decoder = DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape)
+        return Stream(StreamSpec(tuple(self.files.class_names), shape, len(files)), listed, decoder)
 
 
 def block_files(image_shape: tuple[int, int, int]) -> int:
     """How many files one decoding task decodes: about BLOCK_MB of pixels, within BLOCK_FILES."""
     low, high = BLOCK_FILES
     return int(np.clip(BLOCK_MB * MB // int(np.prod(image_shape)), low, high))
-
-
-def decoded_dataset(files: list[tuple[str, int]], decoder: DecodeFiles, seed: int) -> Any:
-    """`files` ((path, class index)) as a ray.data.Dataset of decoded blocks, in a new block order
-    every epoch (seeded)."""
-    import ray.data
-
-    blocks = max(1, -(-len(files) // block_files(decoder.image_shape)))
-    listed = ray.data.from_items([{"path": path, "label": label} for path, label in files],
-                                 override_num_blocks=blocks)
-    shuffled = listed.randomize_block_order(seed=ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True))
-    return shuffled.map_batches(decoder, batch_size=None, batch_format="numpy", num_cpus=0,
-                                compute=ray.data.TaskPoolStrategy(size=READ_CONCURRENCY))
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,6 @@ class ShardBatches:
     def __init__(self, spec: StreamSpec) -> None:
         import ray.train
 
-        self.spec = spec
         self.image_shape = spec.image_shape
         self.num_classes = len(spec.class_names)
         self._shard = ray.train.get_dataset_shard(STREAMED)
@@ -220,13 +226,14 @@ def folder_error(error: BaseException | None) -> ImageFolderError | None:
     prefix = f"{ImageFolderError.__module__}.{ImageFolderError.__qualname__}: "
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, ImageFolderError):
+        if type(error) is ImageFolderError:  # not Ray's RayTaskError(ImageFolderError): its text is a traceback
             return error
         named = [line.split(prefix, 1)[1] for line in str(error).splitlines() if prefix in line]
         if named:
             return ImageFolderError(named[-1].strip())
         seen.add(id(error))
-        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+        cause = getattr(error, "cause", None)  # a RayTaskError's
+        error = cause if isinstance(cause, BaseException) else (error.__cause__ or error.__context__)
     return None
 
 

@@ -83,7 +83,7 @@ def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: Worker
         train_loop_per_worker,
         train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at,
                            "stream": stream.spec if stream else None},
-        datasets={STREAMED: stream.dataset} if stream else None,
+        datasets={STREAMED: stream.dataset(config.seed)} if stream else None,
         dataset_config=DataConfig(datasets_to_split=[STREAMED]) if stream else None,
         backend_config=TensorflowBackendConfig(),
         scaling_config=scaling_config(resources),

@@ -12,7 +12,7 @@ class ArgumentParser(argparse.ArgumentParser):
     argparse's own print 18-25 lines of usage first, which bury the one that matters."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message}\n(run {self.prog} --help for every flag)", file=sys.stderr)
+        print(f"error: {message}\n(run with --help for every flag)", file=sys.stderr)
         raise SystemExit(2)
 
 

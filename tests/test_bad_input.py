@@ -94,7 +94,7 @@ def test_bad_input_stops_the_sweep_before_anything_starts(flags, env, words, inp
     with pytest.raises(SystemExit) as stopped:
         sweep.main(argv)
     err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("(run sweep.py --help")]
+    lines = [line for line in err.strip().splitlines() if line != "(run with --help for every flag)"]
     assert stopped.value.code == 2, err[-800:]
     assert lines and lines[-1].startswith("error:") and words in lines[-1], err[-800:]
     assert "Traceback" not in err
@@ -111,7 +111,7 @@ def test_a_mistyped_flag_gets_its_error_and_a_pointer_to_help_not_the_usage(flag
         sweep.main(flags)
     lines = capsys.readouterr().err.strip().splitlines()
     assert stopped.value.code == 2
-    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1] == "(run sweep.py --help for every flag)", lines
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1] == "(run with --help for every flag)", lines
 
 
 def test_the_real_command_line_fails_the_same_way_offline(data_dir, tmp_path):

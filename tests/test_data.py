@@ -50,6 +50,20 @@ def test_truncated_file_is_one_line_naming_it(data_dir, tmp_path):
     with pytest.raises(DataError) as error:
         load_dataset(str(broken))
     assert str(broken) in str(error.value) and "\n" not in str(error.value)
+    assert "corrupt or truncated .npz file" in str(error.value)  # not "not an .npz": it starts as one
+
+
+def test_a_file_that_is_not_a_zip_is_not_called_pickled(tmp_path):
+    for name, content in (("random.npz", np.random.default_rng(0).bytes(4096)), ("empty.npz", b""),
+                          ("one_array.npz", None)):
+        path = tmp_path / name
+        if content is None:
+            np.save(tmp_path / "one_array.npy", np.zeros(3))
+            (tmp_path / "one_array.npy").rename(path)
+        else:
+            path.write_bytes(content)
+        with pytest.raises(DataError, match=r"not an .npz file \(an .npz is a zip archive of arrays"):
+            read_npz(path)
 
 
 def test_corrupt_bytes_inside_the_archive(data_dir, tmp_path):

@@ -193,7 +193,7 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     files = list_image_files(str(folder), 0.2)
     kept, _ = training_and_validation(files.train, None, 0.1)
     images, labels = read_images(files, kept, None, "grayscale")
-    rows = data.trial.stream.dataset.take_all()
+    rows = data.trial.stream.dataset(config.seed).take_all()
     assert sorted((int(row["label"]), row["image"].tobytes()) for row in rows) \
         == sorted((int(label), image.tobytes()) for image, label in zip(images, labels))
 
