@@ -142,6 +142,22 @@ def best_within(points: list[tuple[int, float]], budget: int) -> float:
     return max((accuracy for spent, accuracy in points if spent <= budget), default=float("nan"))
 
 
+FOLDER_FLAGS = ("--work-dir", "--records-dir", "--data-dir", "--out")  # where this machine keeps things
+
+
+def _without_folders(argv: list[str]) -> list[str]:
+    """The command's arguments with this machine's folders left out (the record is committed)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in FOLDER_FLAGS:
+            skip = True
+        elif not arg.startswith(tuple(f + "=" for f in FOLDER_FLAGS)):
+            kept.append(arg)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -195,7 +211,7 @@ def report(found: dict[str, dict[int, dict[str, Any]]], args: argparse.Namespace
                       100 * goal["tpe_asha_best_within_35_percent_budget"][0]]])
     _plot(found, args)
     write_record("search_efficiency", {
-        "command": "python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/search_efficiency.py", *_without_folders(sys.argv[1:])]),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "records_dir", "work_dir")},
         "space": SPACE, "summary": summary, "goal": goal,
         "sweeps": {arm: by_seed for arm, by_seed in found.items()}}, args.out)
