@@ -82,8 +82,12 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
     startup["model_build_seconds"], phase = time.perf_counter() - phase, time.perf_counter()
     state = _restore(resume)
     startup["restore_seconds"] = time.perf_counter() - phase
-    if state.ended_for_good:
-        return  # a run that already ended for good, restarted by Ray: nothing left to do
+    if state.epochs_done and (state.ended_for_good or state.epochs_done >= config.epochs):
+        # A run that had already ended, started again (a resumed sweep whose driver was killed before
+        # Tune saved the trial as finished): nothing left to train, but Tune still needs the trial's
+        # result, so its last epoch is reported again, without a new checkpoint.
+        ray.train.report(_reported(state, state.history[-1]))
+        return
     state = state.resumed()
 
     val_set = evaluation_dataset(data.x_val, data.y_val, config.batch_size, layout.workers) if len(data.x_val) else None
@@ -132,14 +136,18 @@ def _save_and_report(model: keras.Model, resume: tf.train.Checkpoint, state: Che
         record = {**_worker_record(model, rank), **run_record,
                   "checkpoint_write_seconds": time.perf_counter() - writing}  # before Ray uploads it
         (folder / WORKERS_DIR / f"rank{rank}.json").write_text(json.dumps(record))
-        # The best validation accuracy so far rides along, so that the last report of a trial carries
-        # it (TensorBoard's HParams view shows a trial's last metrics; the leaderboard ranks by best).
-        # First, so that it is the first metric column there.
-        reported = {"best_val_accuracy": state.best_val_accuracy, **metrics}
-        ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
+        ray.train.report(_reported(state, metrics), checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _reported(state: CheckpointState, metrics: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's metrics as reported to Ray Train (and through it to Tune). The best validation
+    accuracy so far rides along, so that the last report of a trial carries it (TensorBoard's
+    HParams view shows a trial's last metrics; the leaderboard ranks by best); first, so that it is
+    the first metric column there."""
+    return {"best_val_accuracy": state.best_val_accuracy, **metrics}
 
 
 def _where(rank: int) -> str:

@@ -16,17 +16,17 @@ def mnist_ref(local_ray, data_dir):
     return local_ray.put(data), data
 
 
-def trainer(ref, storage, name, epochs, workers=2, gpus_per_worker=0.0, **changes):
+def trainer(ref, storage, name, epochs, workers=2, gpus_per_worker=0.0, callbacks=None, **changes):
     from cnn.replicas import WorkerResources
     from cnn_ray.trainer import make_trainer
 
     config = TrainConfig(dataset="mnist", epochs=epochs, batch_size=64, limit=3000, test_limit=1000, **changes)
     resources = WorkerResources(num_workers=workers, gpus_per_worker=gpus_per_worker)
-    return make_trainer(config, ref, resources, str(storage), name, max_failures=0)
+    return make_trainer(config, ref, resources, str(storage), name, max_failures=0, callbacks=callbacks)
 
 
-def fit(ref, storage, name, epochs, workers=2, **changes):
-    result = trainer(ref, storage, name, epochs, workers, **changes).fit()
+def fit(ref, storage, name, epochs, workers=2, callbacks=None, **changes):
+    result = trainer(ref, storage, name, epochs, workers, callbacks=callbacks, **changes).fit()
     assert result.error is None
     return result
 
@@ -76,13 +76,43 @@ def test_two_workers_learn_and_end_with_identical_weights(local_ray, mnist_ref, 
         "sharded test evaluation across workers must count every test image once"
 
 
+def reports_to_file(path):
+    """A Ray Train callback (it runs in the Train controller; cloudpickle sends the class) that
+    appends every report's metrics, as rank 0 sent them, and whether a checkpoint came with them,
+    to a JSON-lines file."""
+    from ray.train import UserCallback
+
+    class ReportsToFile(UserCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            import json
+
+            with open(path, "a") as file:
+                file.write(json.dumps({"metrics": metrics[0], "checkpoint": checkpoint is not None}) + "\n")
+
+    return ReportsToFile()
+
+
 def test_rerun_with_more_epochs_resumes_at_the_next_epoch(mnist_ref, tmp_path):
+    import json
+
     ref, _ = mnist_ref
     first = CheckpointState.read(fit(ref, tmp_path, "resumed", epochs=2).checkpoint.path).history
     second = CheckpointState.read(fit(ref, tmp_path, "resumed", epochs=3).checkpoint.path).history
     assert [row["epoch"] for row in second] == [1, 2, 3]
     assert second[:2] == first, "epochs 1-2 must come from the checkpoint, not be trained again"
     assert second[2]["train_loss"] < first[0]["train_loss"]
+
+    # Run again with nothing left to train (a resumed sweep whose driver died before Tune saved the
+    # trial as finished): no epoch is trained and no checkpoint taken, but the last epoch is
+    # reported again, for Tune needs a trial's result.
+    checkpoints = sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint_*"))
+    reports = tmp_path / "reports.jsonl"
+    fit(ref, tmp_path, "resumed", epochs=3, callbacks=[reports_to_file(str(reports))])
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint_*")) == checkpoints
+    sent = [json.loads(line) for line in reports.read_text().splitlines()]
+    assert [report["checkpoint"] for report in sent] == [False]
+    assert sent[0]["metrics"]["epoch"] == 3 and sent[0]["metrics"]["val_accuracy"] == second[2]["val_accuracy"]
+    assert sent[0]["metrics"]["best_val_accuracy"] == max(row["val_accuracy"] for row in second)
 
 
 def test_augmentation_on_device_and_a_cosine_schedule_on_two_workers_resume_where_they_stopped(mnist_ref, tmp_path):
