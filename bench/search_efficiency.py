@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from common import REPO, RESULTS, machine, print_table, write_record
+from common import RESULTS, machine, print_table, write_record
+from sweep_jobs import finished, run_or_resume
 
 SWEEP_RECORDS = RESULTS / "search_efficiency"
 
@@ -63,32 +63,14 @@ resources: {{workers_per_trial: 1, cpus_per_worker: 1}}
 """
 
 
-def finished(experiment: Path) -> bool:
-    """A sweep that ran all its trials (an interrupted one also writes its tables, and says so in sweep.json)."""
-    record = experiment / "sweep.json"
-    return record.exists() and json.loads(record.read_text()).get("state") == "finished"
-
-
 def run_sweep(arm: str, seed: int, args: argparse.Namespace) -> Path:
     """The experiment folder of this arm and seed, run (or resumed) unless it finished before."""
     name = f"{arm}_seed{seed}"
-    experiment = Path(args.work_dir) / name
-    if finished(experiment):
-        return experiment
     config = Path(args.work_dir) / f"{name}.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(sweep_file(*ARMS[arm], seed, args))
-    command = [sys.executable, "jobs/sweep.py", "--config", str(config), "--storage-path", args.work_dir,
-               "--name", name, *(["--resume"] if experiment.exists() else [])]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    started = time.time()
-    with open(Path(args.work_dir) / f"{name}.log", "a") as log:
-        done = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"error: the {name} sweep failed (exit {done.returncode}); see {log.name}")
-    print(f"{name}: done in {time.time() - started:.0f} s", flush=True)
-    return experiment
+    if not finished(Path(args.work_dir) / name):
+        config.write_text(sweep_file(*ARMS[arm], seed, args))
+    return run_or_resume(["--config", str(config)], args.work_dir, name, args.data_dir)
 
 
 def sweep_result(arm: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
