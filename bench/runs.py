@@ -15,7 +15,8 @@ def train(flags: list[str], storage: Path, name: str, log: Path | None = None) -
     """(the epoch history of the run's latest checkpoint, wall seconds of the whole job)."""
     command = [sys.executable, "jobs/train.py", "--storage-path", str(storage), "--name", name, *flags]
     started = time.time()
-    with open(log or Path("/dev/null"), "w") as sink:
+    storage.mkdir(parents=True, exist_ok=True)
+    with open(log or Path("/dev/null"), "a") as sink:  # appended: a resumed run keeps the log of the first
         done = subprocess.run(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
     if done.returncode:
         raise SystemExit(f"error: {' '.join(command)} failed (exit {done.returncode}); see {log}")
