@@ -210,7 +210,10 @@ def plot_histograms(kernels: dict[str, dict[str, np.ndarray]], labels: dict[str,
     for ax, kind in zip(axes[0], ("conv", "dense")):
         pooled = {t: np.concatenate([k.ravel() for name, k in layers.items() if _is_conv(name) == (kind == "conv")])
                   for t, layers in kernels.items()}
-        limit = max(float(np.percentile(np.abs(v), 99.9)) for v in pooled.values()) or 1.0
+        # A diverged trial's weights may be inf or NaN: only finite values are drawn (none: no curve).
+        pooled = {t: v[np.isfinite(v)] for t, v in pooled.items()}
+        pooled = {t: v for t, v in pooled.items() if v.size}
+        limit = max((float(np.percentile(np.abs(v), 99.9)) for v in pooled.values()), default=0.0) or 1.0
         bins = np.linspace(-limit, limit, 81)
         for t, values in pooled.items():
             ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.4, label=labels[t])

@@ -96,11 +96,25 @@ def export_model(model: Any, folder: Path, card: dict[str, Any]) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_model(model, partial / KERAS_FILE)
-    model.export(str(partial / SAVED_MODEL_DIR))
+    _export_quietly(model, partial / SAVED_MODEL_DIR)
     (partial / MODEL_CARD).write_text(json.dumps(card, indent=2, default=str))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     return folder
+
+
+def _export_quietly(model: Any, path: Path) -> None:
+    """`model.export(path)` (a SavedModel), without the 45 lines Keras prints on the console about it
+    (the endpoint's signature and every captured variable): the model card describes the export."""
+    from cnn.keras_compat import keras
+
+    was_on = keras.utils.is_interactive_logging_enabled()
+    keras.utils.disable_interactive_logging()  # Keras then logs the message at INFO instead of printing it
+    try:
+        model.export(str(path))
+    finally:
+        if was_on:
+            keras.utils.enable_interactive_logging()
 
 
 def _number(value: Any) -> float | None:
