@@ -63,7 +63,12 @@ def concurrent_trials(resources: WorkerResources, cluster: dict[str, float],
 def scheduler(settings: SweepSettings):
     if settings.scheduler == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="epoch", max_t=settings.base.epochs, grace_period=settings.grace_period,
+    # max_t one beyond the last epoch: ASHA stops every trial that reaches max_t, which kills the trial
+    # while Ray Train is still tearing down (its placement-group cleaner then warns on the console that
+    # it found the controller dead); a trial that reaches its last epoch ends by itself instead. The
+    # rungs up to the last epoch stay the same (tests/test_search_algorithms.py); an extra rung
+    # beyond it is never reached.
+    return ASHAScheduler(time_attr="epoch", max_t=settings.base.epochs + 1, grace_period=settings.grace_period,
                          reduction_factor=settings.reduction_factor)
 
 

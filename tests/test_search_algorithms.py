@@ -9,7 +9,7 @@ import pytest
 from cnn.sweep_file import PRESETS, load_sweep_text
 from cnn.sweep_results import config_id
 from cnn.sweep_settings import REPLICATE_KEY
-from cnn_ray.tuner import METRIC
+from cnn_ray.tuner import METRIC, scheduler
 from search_driver import drive, generator, score
 
 TPE_SWEEP = """
@@ -162,3 +162,34 @@ def test_the_confirm_stage_runs_exactly_its_points_each_seed_once():
     stage = settings.confirm_stage()
     assert [stage.trial_config(c).seed for c in configs] == [10, 11, 10, 11]
     assert len({config_id(c) for c in configs}) == 2
+
+
+@pytest.mark.parametrize("epochs, grace_period, reduction_factor", [(2, 1, 3), (9, 1, 3), (7, 1, 2), (20, 2, 3)])
+def test_asha_keeps_the_rungs_up_to_the_last_epoch_and_never_stops_a_trial_for_reaching_it(
+        epochs, grace_period, reduction_factor):
+    """cnn_ray.tuner gives ASHA max_t = epochs + 1, so that a trial at its last epoch ends by itself;
+    its rungs up to that epoch must be those of max_t = epochs, the textbook schedule."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    settings = PRESETS["full"].replace(base=PRESETS["full"].base.replace(epochs=epochs), scheduler="asha",
+                                       grace_period=grace_period, reduction_factor=reduction_factor)
+    ours, textbook = scheduler(settings), ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace_period,
+                                                        reduction_factor=reduction_factor)
+    for asha in (ours, textbook):
+        asha.set_search_properties("val_accuracy", "max")
+
+    def rungs(asha):
+        return sorted(milestone for milestone, _ in asha._brackets[0]._rungs if milestone <= epochs)
+
+    assert rungs(ours) == rungs(textbook)
+
+    class Trial:  # what ASHA reads of a trial
+        trial_id = "t"
+
+    last = {"epoch": epochs, "val_accuracy": 0.5}
+    decisions = []
+    for asha in (ours, textbook):
+        trial = Trial()
+        asha.on_trial_add(None, trial)
+        decisions.append(asha.on_trial_result(None, trial, last))
+    assert decisions == [TrialScheduler.CONTINUE, TrialScheduler.STOP]
