@@ -206,9 +206,9 @@ def main() -> None:
 
     import ray
 
-    from jobs.cli_common import connect_ray
+    from jobs.cli_common import connect_ray, quiet_console
 
-    connect_ray()
+    connect_ray(quiet_console(verbose=True))
     cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
     on_gpu = args.device == "gpu" or (args.device == "auto" and cluster.get("GPU", 0) >= 1)
     cases = gpu_cases(int(cluster.get("GPU", 0))) if on_gpu else cpu_cases()

@@ -25,10 +25,8 @@ from analysis.configs import choose_for_confirm, config_table
 from cnn.sweep_results import CONFIRM_DIR, STAGE_SEARCH, config_id, knob_columns, samples_by_config
 from cnn.sweep_settings import REPLICATE_KEY, SweepSettings
 from cnn_ray.run_record import stage_trials
-from cnn_ray.storage_watch import StorageWatch
 from cnn_ray.trial import TrialData, TrialPlan, trainable
-from cnn_ray.trial_clock import TrialClock
-from cnn_ray.tuner import METRIC, MODE
+from cnn_ray.tuner import METRIC, MODE, stage_run_config
 
 
 def confirm_path(experiment: str) -> str:
@@ -71,8 +69,5 @@ def build_confirm_tuner(plan: TrialPlan, data: TrialData, points: list[dict[str,
                                     search_alg=BasicVariantGenerator(points_to_evaluate=points,
                                                                      max_concurrent=max_concurrent),
                                     num_samples=len(points)),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  stop=StorageWatch(plan.experiment_path),
-                                  callbacks=[TrialClock(plan.experiment_path)],
-                                  failure_config=tune.FailureConfig(max_failures=plan.settings.trial_max_failures)),
+        run_config=stage_run_config(plan, storage_path, name, len(points)),
     )

@@ -76,7 +76,8 @@ def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str
           f"{100 * chosen['val_accuracy_mean']:.2f}% over {int(chosen['n'])} seed(s)), trained for {epochs} epochs on "
           f"{trained.train} training + validation images, in {experiment}/{FINAL_RUN_DIR}", flush=True)
     trainer = make_trainer(config, ref, plan.resources, storage_path=f"{experiment}/{FINAL_RUN_DIR}",
-                           name=RUN_NAME, max_failures=plan.settings.worker_max_failures, stream=stream)
+                           name=RUN_NAME, max_failures=plan.settings.worker_max_failures, stream=stream,
+                           verbose=plan.verbose)
     result = trainer.fit()
     if result.error is not None:
         raise result.error

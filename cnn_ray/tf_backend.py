@@ -51,7 +51,10 @@ SETUP_TIMES: dict[str, float] = {}
 def _set_tf_config(worker_addresses: list[str], index: int) -> None:
     """Runs in a training worker: Ray's own TF_CONFIG set-up (and TF_USE_LEGACY_KERAS=1)."""
     SETUP_TIMES["backend_setup_at"], started = time.time(), time.perf_counter()
-    from ray.train.tensorflow.config import _setup_tensorflow_environment  # imports TensorFlow
+    from cnn.quiet_tensorflow import import_tensorflow
+
+    import_tensorflow()  # first here, without its start-up lines unless the job is --verbose
+    from ray.train.tensorflow.config import _setup_tensorflow_environment
 
     SETUP_TIMES["tensorflow_import_seconds"] = time.perf_counter() - started
     _setup_tensorflow_environment(worker_addresses, index)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 # Private: the callback Ray Train always adds, whose helper actor only Ray Datasets need.
 from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
@@ -74,11 +74,12 @@ class Trainer(DataParallelTrainer):
 def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: WorkerResources,
                  storage_path: str, name: str, max_failures: int = 2,
                  callbacks: list | None = None, trial_started_at: float | None = None,
-                 stream: Stream | None = None) -> Trainer:
+                 stream: Stream | None = None, verbose: bool = True) -> Trainer:
     """A trainer whose run lives at storage_path/name; an existing run there is resumed.
     Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py).
     With `stream`, the training images come from its Ray Dataset, split over the workers; `data_ref`
-    then holds the validation and test images only."""
+    then holds the validation and test images only. Without `verbose`, the controller and the
+    workers log Ray Train's warnings and errors only (not a line per report and per checkpoint)."""
     return Trainer(
         train_loop_per_worker,
         train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at,
@@ -96,5 +97,6 @@ def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: Worker
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=max_failures),
             callbacks=callbacks,
+            logging_config=LoggingConfig(log_level="INFO" if verbose else "WARNING"),
         ),
     )

@@ -41,6 +41,7 @@ class TrialPlan:
     settings: SweepSettings
     resources: WorkerResources   # resolved for this cluster (settings may say "auto" GPUs)
     experiment_path: str         # <storage>/<name>: Tune's experiment folder
+    verbose: bool = False        # the workers' Ray Train log lines on the console (--verbose)
 
     @property
     def train_runs_path(self) -> str:
@@ -63,7 +64,8 @@ def run_trial(sample: dict[str, Any], data: TrialData, plan: TrialPlan) -> None:
                            storage_path=plan.train_runs_path,
                            name=tune.get_context().get_trial_id(),  # by trial id: a restarted trial resumes its run
                            max_failures=plan.settings.worker_max_failures,
-                           callbacks=[TuneReportCallback()], trial_started_at=started_at, stream=data.stream)
+                           callbacks=[TuneReportCallback()], trial_started_at=started_at, stream=data.stream,
+                           verbose=plan.verbose)
     result = trainer.fit()
     if result.error is not None:
         raise result.error

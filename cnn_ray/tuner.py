@@ -21,6 +21,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from cnn.replicas import WorkerResources
 from cnn.sweep_settings import SweepSettings
 from cnn_ray.baselines_first import BaselinesFirst
+from cnn_ray.console import ConsoleProgress
 from cnn_ray.search_space import baseline_points, param_space
 from cnn_ray.storage_watch import StorageWatch
 from cnn_ray.trial_clock import TrialClock
@@ -120,11 +121,21 @@ def build_tuner(plan: TrialPlan, data: TrialData, storage_path: str, name: str,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=scheduler(settings),
                                     search_alg=search_algorithm(settings, max_concurrent),
                                     num_samples=tune_num_samples(settings)),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  stop=StorageWatch(plan.experiment_path),
-                                  callbacks=[TrialClock(plan.experiment_path)],
-                                  failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures)),
+        run_config=stage_run_config(plan, storage_path, name, settings.num_trials()),
     )
+
+
+def stage_run_config(plan: TrialPlan, storage_path: str, name: str, planned_trials: int) -> tune.RunConfig:
+    """The RunConfig of a stage's Tuner (the search, or the confirm stage) at <storage_path>/<name>:
+    stopped if storage stops taking writes, its trials' times recorded, and the console of
+    cnn_ray.console unless `plan.verbose` (then Tune's own table, at its default verbosity)."""
+    settings = plan.settings
+    callbacks: list[tune.Callback] = [TrialClock(plan.experiment_path)]
+    if not plan.verbose:
+        callbacks.append(ConsoleProgress(planned_trials, settings.base.epochs, settings.space.knobs, settings.scheduler))
+    return tune.RunConfig(name=name, storage_path=storage_path, stop=StorageWatch(plan.experiment_path),
+                          callbacks=callbacks, verbose=None if plan.verbose else 0,
+                          failure_config=tune.FailureConfig(max_failures=settings.trial_max_failures))
 
 
 def unfinished(tune_experiment: str, planned: int) -> str | None:

@@ -34,6 +34,7 @@ from cnn.keras_compat import keras
 from cnn.model import build_model
 from cnn.checkpoint_state import MODEL_FILE, RESUME_PREFIX, WORKERS_DIR, CheckpointState
 from cnn.model_io import save_model
+from cnn.quiet_tensorflow import QUIET_SETTING
 from cnn.pipeline import evaluation_dataset
 from cnn.replicas import ReplicaLayout
 from cnn_ray.streaming import ShardBatches, StreamSpec
@@ -60,6 +61,10 @@ def run_worker(requested: TrainConfig, data_ref: ray.ObjectRef, startup: dict[st
                                             "many times slower than float32; use mixed_bfloat16 or float32")
 
     tf.get_logger().setLevel(logging.WARNING)  # one INFO line per all-reduce otherwise
+    if os.environ.get(QUIET_SETTING) == "1":
+        # Python's INFO lines, among them Ray Train's line per report: Ray 2.60 logs it under its
+        # file's path, outside the "ray.train" logger that LoggingConfig sets (cnn_ray/trainer.py).
+        logging.getLogger().setLevel(logging.WARNING)
     # Reads TF_CONFIG, which Ray sets; one replica per GPU this worker sees, or one on its CPU.
     communication = communication_options(gpus, requested.communication)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
@@ -146,8 +151,11 @@ def _reported(state: CheckpointState, metrics: dict[str, Any]) -> dict[str, Any]
     """An epoch's metrics as reported to Ray Train (and through it to Tune). The best validation
     accuracy so far rides along, so that the last report of a trial carries it (TensorBoard's
     HParams view shows a trial's last metrics; the leaderboard ranks by best); first, so that it is
-    the first metric column there."""
-    return {"best_val_accuracy": state.best_val_accuracy, **metrics}
+    the first metric column there. How often the run resumed from a checkpoint, and after which
+    epoch last, come last: the sweep's console says so (cnn_ray.console)."""
+    resumed = state.resumed_after_epochs
+    return {"best_val_accuracy": state.best_val_accuracy, **metrics,
+            "resumes": len(resumed), "resumed_after_epoch": resumed[-1] if resumed else 0}
 
 
 def _where(rank: int) -> str:

@@ -12,16 +12,17 @@ import json
 import os
 import socket
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, NoReturn
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-from cnn.config import TrainConfig, field_help  # noqa: E402
-from cnn.data import DATA_DIR_SETTING, Dataset, absolute_dataset, load_for, names_a_folder  # noqa: E402
-from cnn.image_folder import class_folders  # noqa: E402
+from cnn.config import TrainConfig, field_help
+from cnn.data import DATA_DIR_SETTING, Dataset, absolute_dataset, load_for, names_a_folder
+from cnn.image_folder import class_folders
+from cnn.quiet_tensorflow import QUIET_SETTING, import_tensorflow
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
+TF_LOG_SETTING = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ logging: 2 hides INFO and WARNING, 3 ERROR too
 SIZE_FIELDS = ("image_height", "image_width")  # set together by --image-size HEIGHT WIDTH
 
 
@@ -140,8 +141,29 @@ def check_storage_writable(uri: str) -> None:
              "choose a folder or bucket you can write to with --storage-path")
 
 
-def connect_ray() -> str:
-    """Join the cluster that RAY_ADDRESS names, or start a fresh local Ray (never a stray one)."""
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything: Tune's trial table, Ray Train's log lines and TensorFlow's "
+                             "start-up lines from every worker. Without it they still go to Ray's log folder "
+                             "(/tmp/ray/session_latest/logs on each node) and the Ray dashboard")
+
+
+def quiet_console(verbose: bool) -> dict[str, str]:
+    """Set this process up for the console --verbose asks for, and return the same settings for
+    every process Ray starts for the job: TensorFlow's C++ log lines from errors up with --verbose
+    (2) and none without it (3; an error also ends in a Python exception, which is reported), unless
+    the person set TF_CPP_MIN_LOG_LEVEL; TensorFlow imported without its start-up lines unless
+    --verbose (cnn.quiet_tensorflow). Imports TensorFlow here, before anything else does."""
+    settings = {TF_LOG_SETTING: os.environ.get(TF_LOG_SETTING) or ("2" if verbose else "3"),
+                QUIET_SETTING: "0" if verbose else "1"}
+    os.environ.update(settings)
+    import_tensorflow()
+    return settings
+
+
+def connect_ray(console: dict[str, str]) -> str:
+    """Join the cluster that RAY_ADDRESS names, or start a fresh local Ray (never a stray one).
+    `console`: quiet_console's settings, for every process of the job."""
     import ray
 
     from cnn.devices import MEMORY_GROWTH_SETTING
@@ -150,7 +172,7 @@ def connect_ray() -> str:
     address = os.environ.get(RAY_ADDRESS_SETTING) or "local"
     # Memory growth for every process Ray starts, beside the explicit call each worker makes
     # before its first TensorFlow op (cnn/devices.py): trials that share a GPU then both fit.
-    env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"], MEMORY_GROWTH_SETTING: "true"}
+    env_vars = {**console, MEMORY_GROWTH_SETTING: "true"}
     try:
         if address == "local":
             init_local_ray(env_vars, logging_level="WARNING")  # workers get RAY_ADDRESS: see cnn_ray/local_ray.py
@@ -163,4 +185,18 @@ def connect_ray() -> str:
 
 
 def print_block(title: str, values: dict[str, Any]) -> None:
-    print(f"== {title}\n{json.dumps(values, indent=2, default=str)}", flush=True)
+    """`== title`, then one `key: value` line per entry (a dict inline, as key=value pairs)."""
+    lines = [f"{key}: {_inline(value)}" for key, value in values.items()]
+    print("\n".join([f"== {title}", *lines]), flush=True)
+
+
+def print_settings(title: str, values: dict[str, Any], width: int = 120) -> None:
+    """`== title`, then every key=value pair, wrapped at `width` columns (a TrainConfig in 5 lines, not 40)."""
+    pairs = [f"{key}={_inline(value)}" for key, value in values.items()]
+    print("\n".join([f"== {title}", *textwrap.wrap(", ".join(pairs), width, break_on_hyphens=False)]), flush=True)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_inline(item)}" for key, item in value.items())
+    return value if isinstance(value, str) else json.dumps(value, default=str)

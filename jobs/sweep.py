@@ -27,9 +27,10 @@ if not __package__:  # run as a file (python jobs/sweep.py, as `ray job submit` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.arguments import ArgumentParser, check_run_name  # noqa: E402
-from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
+from jobs.cli_common import (add_config_flags, add_data_flags, add_verbose_flag, check_folder,  # noqa: E402
+                             check_ray_address_reachable,
                              check_storage_writable, config_from_args, connect_ray, driver_reads, fail,
-                             load_data, open_job_data, print_block, storage_path)
+                             load_data, open_job_data, print_block, quiet_console, storage_path)
 
 from cnn.config import AUGMENT_RANGES, TrainConfig  # noqa: E402
 from cnn.data import absolute_dataset, folder_name  # noqa: E402
@@ -86,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--name", type=check_run_name, help="experiment name (default: sweep_<preset>_<dataset>_<time>)")
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted sweep --name (unpickles its state: only your own folders)")
+    add_verbose_flag(parser.add_argument_group("console"))
     add_data_flags(parser)
     add_config_flags(parser, PRESETS["full"].base,
                      title="training config: each flag overrides the preset's value "
@@ -164,13 +166,17 @@ def _grid_from_flags(args: argparse.Namespace, space: SearchSpace) -> SearchSpac
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     args = parse_args(argv)
+    # Tune's console: with --verbose its newer output engine, at its default verbosity. Without, its
+    # older engine at verbosity 0, which prints nothing (the newer one still prints its start-up
+    # banner); cnn_ray.console prints the sweep's progress instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if args.verbose else "0")
     settings = settings_from_args(args)
     # A local dataset path as an absolute one, from a flag or a sweep file: the cluster's processes start elsewhere.
     settings = settings.replace(base=settings.base.replace(dataset=absolute_dataset(settings.base.dataset)))
     root = storage_path(args.storage_path)
     check_ray_address_reachable()
+    console = quiet_console(args.verbose)  # before anything imports TensorFlow
     local = load_data(settings.base, args.data_dir) if driver_reads(settings.base) else check_folder(settings.base)
     dataset_name = local.name if local is not None else folder_name(settings.base.dataset)
     name = args.name or f"sweep_{settings.preset}_{dataset_name}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{experiment} already exists; pass --resume to continue it or choose another --name")
     check_storage_writable(root)
     timeline = {"launched": LAUNCHED, "ray_starting": time.time()}
-    connect_ray()
+    connect_ray(console)
     timeline["ray_ready"] = time.time()
     data = open_job_data(settings.base, local)
     cluster = sweep_lib.cluster_capacity()
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     if resources.gpus_per_worker and not cluster.get("GPU"):
         print(f"warning: each trial asks for {resources.total()['GPU']:g} GPU(s) but the cluster has none; "
               f"trials wait until an autoscaler adds GPU nodes", file=sys.stderr, flush=True)
-    plan = TrialPlan(settings, resources, experiment)
+    plan = TrialPlan(settings, resources, experiment, verbose=args.verbose)
     trials = settings.num_trials()
     replicated = (f" ({settings.num_configurations()} configurations x {settings.seeds} seeds)"
                   if settings.seeds > 1 else "")
@@ -305,11 +311,10 @@ def _confirm_stage(plan: Any, data: Any, concurrent: int, resume: bool) -> int:
     """Train the search's best configurations and the baselines again (cnn_ray.confirm), or continue
     doing so after an interruption; the number of its trials."""
     from cnn_ray.confirm import build_confirm_tuner, chosen_configurations, confirm_path, confirm_points
-    from cnn_ray.trial import TrialPlan
     from cnn_ray.tuner import restore_tuner
 
     settings = plan.settings.confirm_stage()
-    stage_plan = TrialPlan(settings, plan.resources, confirm_path(plan.experiment_path))
+    stage_plan = dataclasses.replace(plan, settings=settings, experiment_path=confirm_path(plan.experiment_path))
     if resume:
         print(f"== confirm stage: continuing {stage_plan.experiment_path}", flush=True)
         return len(restore_tuner(stage_plan.experiment_path, stage_plan, data).fit())

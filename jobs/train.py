@@ -15,9 +15,10 @@ if not __package__:  # run as a file (python jobs/train.py, as `ray job submit` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.arguments import ArgumentParser, check_run_name  # noqa: E402
-from jobs.cli_common import (add_config_flags, add_data_flags, check_folder, check_ray_address_reachable,  # noqa: E402
-                             check_storage_writable, config_from_args, connect_ray, driver_reads, fail, load_data,
-                             open_job_data, print_block, storage_path)
+from jobs.cli_common import (add_config_flags, add_data_flags, add_verbose_flag, check_folder,  # noqa: E402
+                             check_ray_address_reachable, check_storage_writable, config_from_args, connect_ray,
+                             driver_reads, fail, load_data, open_job_data, print_block, print_settings,
+                             quiet_console, storage_path)
 
 from cnn.data import folder_name  # noqa: E402
 
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="restarts of the worker group after a failure (default: 2)")
     add_data_flags(parser)
     add_config_flags(parser)
+    add_verbose_flag(parser.add_argument_group("console"))
     return parser.parse_args(argv)
 
 
@@ -50,23 +52,25 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(error))
     where = storage_path(args.storage_path)
     check_ray_address_reachable()
+    console = quiet_console(args.verbose)  # before anything imports TensorFlow
     local = load_data(config, args.data_dir) if driver_reads(config) else check_folder(config)
     check_storage_writable(where)
     name = args.name or f"train_{local.name if local else folder_name(config.dataset)}_{time.strftime('%Y%m%d-%H%M%S')}"
-    print_block("config", config.to_dict())
+    print_settings("config", config.to_dict())
 
+    from cnn_ray.console import EpochLines
     from cnn_ray.trainer import make_trainer
 
-    connect_ray()
+    connect_ray(console)
     data = open_job_data(config, local)
     print_block("run", {"data": data.summary.describe(), "workers": resources.num_workers,
                         "resources_per_worker": resources.per_worker(),
                         "replicas": resources.layout().describe(), "storage": f"{where}/{name}"})
     trainer = make_trainer(config, data.trial.ref, resources, where, name, max_failures=args.max_failures,
-                           stream=data.trial.stream)
+                           stream=data.trial.stream, verbose=args.verbose, callbacks=[EpochLines(config.epochs)])
     result = trainer.fit()
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
-    print_block("final epoch", metrics)
+    print_settings("final epoch", metrics)
     print(f"== results\nrun folder: {where}/{name}\nlatest checkpoint: {result.checkpoint.path}", flush=True)
 
 

@@ -28,7 +28,8 @@ def job_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["CNN_DATA_DIR"] = str(data_dir)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    for setting in ("TF_CPP_MIN_LOG_LEVEL", "RAY_AIR_NEW_OUTPUT"):  # the jobs' own console defaults
+        env.pop(setting, None)
     env.update(extra)
     return env
 

@@ -44,7 +44,7 @@ def test_trial_workers_span_both_nodes_and_data_travels_through_ray(two_nodes, d
             shutil.rmtree(driver_data)  # read by the driver; no worker has started yet
     assert driver.wait(timeout=900) == 0, "".join(output)[-4000:]
     assert not driver_data.exists()
-    assert '"cluster": {\n    "CPU": 2.0' in "".join(output)
+    assert "\ncluster: CPU=2.0\n" in "".join(output)
 
     trials, _ = check_tables(storage / "two_nodes", expected_trials=2, workers_per_trial=2)
     for ids in trials["worker_node_ids"]:

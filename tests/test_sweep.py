@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cnn.model_io import load_model
+from cnn.quiet_tensorflow import QUIET_SETTING
 from cnn.sweep_file import load_sweep_file
 from cnn.sweep_results import CONFIRM_DIR
 from cnn_ray.trial_clock import read_trial_times
@@ -45,6 +47,7 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert "trials x up to 2 epochs" in done.stdout and "== leaderboard" in done.stdout
     trials, epochs = check_tables(tmp_path / "smoke", expected_trials=2, load_checkpoints=False, workers_per_trial=2)
     diverged, healthy = trials[trials.l2_conv > 1].iloc[0], trials[trials.l2_conv == 0].iloc[0]
+    check_quiet_console(done.stdout + done.stderr, epochs, diverged.trial_id)
     assert diverged.status == "failed" and diverged.stop_reason.startswith("diverged") and diverged.epochs_run == 1
     assert healthy.status == "finished" and healthy.epochs_run == 2 and len(epochs) == 3
     load_model(healthy.best_checkpoint)
@@ -78,27 +81,35 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
 
 
 @pytest.mark.timeout(1200)  # the failure this guards against is a hang (a slow VM took 7 min for the first trial)
-def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_another_ray(data_dir, tmp_path):
+def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_another_ray(data_dir, tmp_path, capfd,
+                                                                                     monkeypatch):
     """One good trial (no L2) first, then three with absurd L2 that cannot learn: ASHA must stop them
     and their CPUs must come back, while another Ray instance runs on the same machine. (Without
     RAY_ADDRESS in the workers, Ray Train's placement-group cleaner cannot tell the two apart, dies,
     and the stopped trials' CPUs stay reserved: the last trial waits forever. cnn_ray/local_ray.py.)
     The training images stream through Ray Data from a folder of MNIST PNGs and JPEGs (the streaming
     loader), so trials stopped mid-stream must give back what Ray Data held too; the final model
-    streams the training and validation files together."""
+    streams the training and validation files together. Run with --verbose: Tune's table and the
+    workers' log lines are back on the console."""
     import ray
     from ray.util.state import list_placement_groups
 
     from jobs import sweep as sweep_job
 
     digits = write_mnist_folders(data_dir / "mnist.npz", tmp_path / "digits", train=3000, test=500)
+    for setting in ("RAY_AIR_NEW_OUTPUT", "TF_CPP_MIN_LOG_LEVEL", QUIET_SETTING):  # set by the job, in this process
+        monkeypatch.setenv(setting, "")
+        monkeypatch.delenv(setting)
     with start_head(token_env(data_dir, tmp_path), num_cpus=1):  # the other Ray instance
         sweep_job.main(["--preset", "local", "--seeds", "1", "--storage-path", str(tmp_path), "--name", "asha",
                         "--dataset", str(digits), "--color-mode", "grayscale", "--data-loader", "stream",
                         "--limit", "3000", "--test-limit", "500", "--epochs", "3",
                         "--grid-l2", "0", "5", "10", "20", "--grid-augment-strength", "0",
-                        "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1", "--final"])
+                        "--scheduler", "asha", "--grace-period", "1", "--max-concurrent-trials", "1", "--final",
+                        "--verbose"])
     address = ray.get_runtime_context().gcs_address
+    console = "".join(capfd.readouterr())
+    assert "Trial status:" in console and "RayTrainWorker pid=" in console, console[-3000:]
     try:
         trials, _ = check_tables(tmp_path / "asha", expected_trials=4, load_checkpoints=False)
         good = trials[trials.l2_conv == 0].iloc[0]
@@ -126,6 +137,23 @@ def test_asha_stops_clearly_worse_trials_and_gives_back_their_cpus_beside_anothe
         assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]
     finally:
         ray.shutdown()
+
+
+def check_quiet_console(console: str, epochs: pd.DataFrame, diverged_trial: str) -> None:
+    """What the smoke sweep printed without --verbose: the plan, one line per trial-epoch, a line for
+    the diverged trial, the tables and paths; none of the machinery (workers' and controllers' log
+    lines, TensorFlow's start-up and C++ lines, Tune's table). Its size: the 2-trial sweep with a
+    final model printed 54 lines when this test was written (`make sweep` printed 1,029 before)."""
+    lines = console.splitlines()
+    machinery = [line for line in lines if re.search(r"^\x1b\[36m\(|^\((RayTrainWorker|TrainController|"
+                                                     r"run_trial|ImplicitFunc|PlacementGroupCleaner|raylet)|"
+                                                     r"^[IWE]\d{4} |absl::InitializeLog|Trial status|"
+                                                     r"Configuration for experiment|Reporting training result", line)]
+    assert not machinery, machinery[:5]
+    per_epoch = [line for line in lines if re.search(r"\] trial \S+ \(.*\) epoch \d+/2: train", line)]
+    assert len(per_epoch) == len(epochs), per_epoch
+    assert any(diverged_trial in line and "diverged" in line for line in per_epoch)
+    assert len(lines) <= 60, f"{len(lines)} lines:\n{console}"
 
 
 # A TPE sweep with the L2 = 0 baseline outside its log domain: the searcher's saved state (Optuna's
