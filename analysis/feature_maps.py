@@ -76,13 +76,17 @@ def section(best: LoadedModel | None, data: Dataset | None, data_error: str, out
                              context))
     parts.append(page.figure(plot_input(batch[EXAMPLE_INDEX], label, out), "the test image",
                              f"Test image #{EXAMPLE_INDEX}, true class {label}.", context))
-    for name, output in activations.items():
+    # One grid per layer, folded away but the first: together they were over half the page's height.
+    for position, (name, output) in enumerate(activations.items()):
         dead = output.max(axis=(0, 1, 2)) <= 0
         png = plot_channels(output[EXAMPLE_INDEX], dead, name, out)
-        parts.append(page.figure(png, f"feature maps of {name}",
-                                 f"{name}: {output.shape[-1]} channels of {output.shape[1]}×{output.shape[2]} "
-                                 f"for test image #{EXAMPLE_INDEX}; {int(dead.sum())} framed red (never active).",
-                                 context))
+        shape = f"{output.shape[-1]} channels of {output.shape[1]}×{output.shape[2]}"
+        parts.append(page.collapsible(
+            f"{name}: {shape}, {int(dead.sum())} never active",
+            page.figure(png, f"feature maps of {name}",
+                        f"{name}: {shape} for test image #{EXAMPLE_INDEX}; {int(dead.sum())} framed red (never active).",
+                        context),
+            open_=position == 0))
     return Section("feature-maps", TITLE, page.join(parts))
 
 

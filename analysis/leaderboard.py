@@ -89,7 +89,7 @@ def interval_text(row: pd.Series, name: str) -> str:
     mean, low, high = row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
     if not np.isfinite(low) or not np.isfinite(high):
         return f"{page.pct(mean)} (no interval: one seed)"
-    return f"{page.pct(mean)} [{page.pct(low)}, {page.pct(high)}]"
+    return f"{page.pct(mean)} [{page.pct(low)},\u00a0{page.pct(high)}]"  # the interval wraps as one
 
 
 def describe_configuration(row: pd.Series, knobs: list[str]) -> str:

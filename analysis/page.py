@@ -70,9 +70,10 @@ def badge(status: str) -> Html:
 
 def table(header: Sequence[Any], rows: Sequence[Sequence[Any]], table_id: str = "",
           row_classes: Sequence[str] | None = None, caption: Any = "") -> Html:
-    """A table that scrolls sideways on narrow screens instead of squeezing its columns."""
+    """A table whose cells wrap at spaces (numbers and identifiers hold none, or a non-breaking one)
+    so that it fits the page; one that still does not (a long path) scrolls sideways inside it."""
     attribute = f' id="{esc(table_id)}"' if table_id else ""
-    head = "".join(f"<th scope=\"col\">{cell(h)}</th>" for h in header)
+    head = "".join(f"<th scope=\"col\">{_breakable(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
         css = f' class="{esc(row_classes[i])}"' if row_classes and row_classes[i] else ""
@@ -80,6 +81,11 @@ def table(header: Sequence[Any], rows: Sequence[Sequence[Any]], table_id: str = 
     caption_html = f"<caption>{cell(caption)}</caption>" if caption else ""
     return Html(f'<div class="table-wrap"><table{attribute}>{caption_html}<thead><tr>{head}</tr></thead>'
                 f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _breakable(header: Any) -> str:
+    """A column name that may wrap after its underscores (augment_strength is the widest word of a table)."""
+    return header if isinstance(header, Html) else esc(header).replace("_", "_<wbr>")
 
 
 def key_values(pairs: Sequence[tuple[str, Any]], table_id: str = "") -> Html:
@@ -97,6 +103,11 @@ def figure(png: Path, alt: str, caption: Any, context: str) -> Html:
                 f'<span class="context">{esc(context)}</span></figcaption></figure>')
 
 
+def collapsible(summary: Any, body: Html, open_: bool = False) -> Html:
+    """A part of a section a reader can fold away (<details>), with `summary` as its always-visible line."""
+    return Html(f'<details class="figure"{" open" if open_ else ""}><summary>{cell(summary)}</summary>{body}</details>')
+
+
 def pct(value: Any, digits: int = 2) -> str:
     """An accuracy fraction as a percentage; a dash when missing."""
     number = _number(value)
@@ -106,7 +117,7 @@ def pct(value: Any, digits: int = 2) -> str:
 def points(value: Any) -> str:
     """A difference of accuracies in percentage points, signed."""
     number = _number(value)
-    return "–" if number is None else f"{100 * number:+.2f} pt"
+    return "–" if number is None else f"{100 * number:+.2f}\u00a0pt"  # one unit with its number: no wrap
 
 
 def num(value: Any, digits: int = 4) -> str:
@@ -153,9 +164,8 @@ nav ul.toc { columns: 2; list-style: none; padding-left: 0; margin: .75rem 0; }
 a { color: var(--accent); }
 .table-wrap { overflow-x: auto; margin: .75rem 0; border: 1px solid var(--line); border-radius: 4px; }
 table { border-collapse: collapse; width: 100%; font-size: .88rem; font-variant-numeric: tabular-nums; }
-th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top;
-         white-space: nowrap; }
-table.facts td { white-space: normal; overflow-wrap: anywhere; }
+th, td { padding: .35rem .45rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+table.facts td { overflow-wrap: anywhere; }
 thead th { background: var(--bg-alt); position: sticky; top: 0; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 tr.stopped td { color: #6b5a1e; }
@@ -175,5 +185,6 @@ figcaption .context { display: block; font-style: italic; }
 pre { background: var(--bg-alt); padding: .6rem .8rem; overflow-x: auto; border-radius: 4px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; }
 details { margin: .5rem 0; }
+details.figure > summary { cursor: pointer; font-weight: 600; margin: .75rem 0 .25rem; }
 @media (max-width: 700px) { nav ul.toc { columns: 1; } }
 """

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 100
 ZERO_GAP_DECADES = 1.5
@@ -41,6 +42,11 @@ def save(fig: Figure, folder: Path, name: str) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def whole_epochs(ax: Axes) -> None:
+    """Ticks on an epoch axis at whole epochs only (matplotlib would put some at 1.5, 2.5, ...)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plain(value: object) -> str:

@@ -172,6 +172,12 @@ window.addEventListener("load", function () {
     leaderboard_rows: document.querySelectorAll("#leaderboard tbody tr").length,
     sections: document.querySelectorAll("main > section").length,
     page_width: document.documentElement.scrollWidth,
+    // tables wider than their place in the page (cut off, to be scrolled to), by id or class
+    overflowing_tables: Array.prototype.filter.call(document.querySelectorAll("table"), function (t) {
+      var wrap = t.parentElement, right = t.getBoundingClientRect().right;
+      return wrap.scrollWidth > wrap.clientWidth + 1 || right > document.documentElement.clientWidth;
+    }).map(function (t) { return t.id || t.className || "table"; }),
+    folded: Array.prototype.map.call(document.querySelectorAll("details.figure"), function (d) { return d.open; }),
     errors: window.__errors, alerts: window.__alerts});
   document.body.appendChild(out);
 });

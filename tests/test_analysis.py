@@ -108,6 +108,9 @@ def test_report_opens_in_a_real_browser(report, chromium, tmp_path):
     assert seen["images"] >= 15 and seen["decoded"] == seen["images"]
     assert seen["leaderboard_rows"] == len(TRIALS) and seen["sections"] == len(SECTIONS)
     assert seen["page_width"] <= 1280, "wide tables must scroll inside the page, not widen it"
+    assert seen["overflowing_tables"] == [], "at a 1,280-pixel window every table fits the page"
+    # The feature-map grids, one per conv layer, folded away but the first.
+    assert seen["folded"] == [True] + [False] * 5
     shot = screenshot(chromium, report, ARTIFACTS / "analysis_summary.png", tmp_path)
     assert _not_blank(shot)
 
