@@ -30,14 +30,21 @@ _START_UP_LINE = re.compile(r"^(I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] |"
 
 
 def import_tensorflow() -> ModuleType:
-    """`import tensorflow`, without its start-up INFO lines when QUIET_SETTING is "1"."""
+    """`import tensorflow`, without its start-up INFO lines when QUIET_SETTING is "1". Should the
+    process die during the import (a fatal error in TensorFlow's libraries), what it wrote stays in
+    cnn-tensorflow-import-*.log in the temp folder."""
     if "tensorflow" in sys.modules or os.environ.get(QUIET_SETTING) != "1":
         import tensorflow
 
         return tensorflow
-    with tempfile.TemporaryFile() as caught:
+    try:
         sys.stderr.flush()
         saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no usable stderr to stand in for: import as is
+        import tensorflow
+
+        return tensorflow
+    with tempfile.NamedTemporaryFile(prefix="cnn-tensorflow-import-", suffix=".log", delete=False) as caught:
         os.dup2(caught.fileno(), 2)
         try:
             import tensorflow
@@ -50,6 +57,7 @@ def import_tensorflow() -> ModuleType:
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+    os.unlink(caught.name)  # replayed: only a process that died in the import leaves its file behind
     return tensorflow
 
 

@@ -70,7 +70,7 @@ class ConsoleProgress(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         print(f"{self._clock()} error: trial {trial.trial_id} failed: {_first_line(trial)} (the whole error: "
-              f"{trial.path}/error.txt)", flush=True)
+              f"{trial.error_file or trial.path})", flush=True)  # the driver's own copy: a local path
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.time()
@@ -89,15 +89,16 @@ class ConsoleProgress(Callback):
                     if _is_number((t.last_result or {}).get("best_val_accuracy"))), default=None)
         if best:
             text += f"; best validation accuracy so far {_percent(best[0])} (trial {best[1]})"
-        return text + f"; {self._time_left(trials, ended, pending, now)}"
+        return text + f"; {self._time_left(trials, ended, now)}"
 
-    def _time_left(self, trials: list, ended: list, pending: int, now: float) -> str:
+    def _time_left(self, trials: list, ended: list, now: float) -> str:
         """From the trial-epochs this process has seen per second: the epochs not yet trained, at
         most (ASHA may stop trials early, so it is an upper bound with ASHA)."""
         if not self._epochs_seen:
             return "time left: not known before the first epoch ends"
+        not_created = max(self._planned - len(trials), 0)  # Tune creates some waiting trials early, not all
         left = sum(max(self._max_epochs - int((t.last_result or {}).get("epoch") or 0), 0)
-                   for t in trials if t not in ended) + pending * self._max_epochs
+                   for t in trials if t not in ended) + not_created * self._max_epochs
         seconds = left * (now - self._started) / self._epochs_seen
         bound = "at most " if self._scheduler == "asha" else ""
         return f"{bound}about {_duration(seconds)} left"

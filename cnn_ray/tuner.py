@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -64,13 +65,19 @@ def concurrent_trials(resources: WorkerResources, cluster: dict[str, float],
 def scheduler(settings: SweepSettings):
     if settings.scheduler == "fifo":
         return FIFOScheduler()
-    # max_t one beyond the last epoch: ASHA stops every trial that reaches max_t, which kills the trial
-    # while Ray Train is still tearing down (its placement-group cleaner then warns on the console that
-    # it found the controller dead); a trial that reaches its last epoch ends by itself instead. The
-    # rungs up to the last epoch stay the same (tests/test_search_algorithms.py); an extra rung
-    # beyond it is never reached.
-    return ASHAScheduler(time_attr="epoch", max_t=settings.base.epochs + 1, grace_period=settings.grace_period,
-                         reduction_factor=settings.reduction_factor)
+    return LastEpochEndsItself(time_attr="epoch", max_t=settings.base.epochs, grace_period=settings.grace_period,
+                               reduction_factor=settings.reduction_factor)
+
+
+class LastEpochEndsItself(ASHAScheduler):
+    """Ray's ASHA, except at a trial's last epoch: ASHA stops every trial there (max_t, or a rung at
+    the last epoch), which kills the trial while Ray Train is still tearing down its run (Train's
+    placement-group cleaner then warns on the console that it found the controller dead). Here the
+    trial carries on, and having no epoch left, ends by itself. Every other decision is ASHA's."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        return TrialScheduler.CONTINUE if result.get(self._time_attr, 0) >= self._max_t else decision
 
 
 def search_algorithm(settings: SweepSettings, max_concurrent: int) -> BasicVariantGenerator | Searcher:

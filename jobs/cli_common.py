@@ -143,9 +143,11 @@ def check_storage_writable(uri: str) -> None:
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
-                        help="print everything: Tune's trial table, Ray Train's log lines and TensorFlow's "
-                             "start-up lines from every worker. Without it they still go to Ray's log folder "
-                             "(/tmp/ray/session_latest/logs on each node) and the Ray dashboard")
+                        help="print everything: Tune's trial table, Ray Train's log lines, TensorFlow's "
+                             "start-up lines and its C++ warnings and errors, from every process. Without it, the "
+                             "workers' output that is still written goes to Ray's log folder "
+                             "(/tmp/ray/session_latest/logs on each node) and the Ray dashboard, and TensorFlow's "
+                             "C++ log lines are not written at all (TF_CPP_MIN_LOG_LEVEL=3, unless you set it)")
 
 
 def quiet_console(verbose: bool) -> dict[str, str]:

@@ -27,7 +27,7 @@ if not __package__:  # run as a file (python jobs/predict.py): this checkout fir
 import numpy as np  # noqa: E402
 
 from jobs.arguments import ArgumentParser  # noqa: E402
-from jobs.cli_common import fail  # noqa: E402
+from jobs.cli_common import fail, quiet_console  # noqa: E402
 
 from cnn.final_model import KERAS_FILE, MODEL_CARD  # noqa: E402
 
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--top-k {args.top_k}: must be between 1 and the model's {len(class_names)} classes")
     if args.batch_size < 1:
         fail(f"--batch-size {args.batch_size}: must be at least 1")
+    quiet_console(verbose=False)  # before the model's loading imports TensorFlow
     images, origins = read_inputs(args.images, tuple(card["input"]["shape"]))
 
     import pandas as pd

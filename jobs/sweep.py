@@ -169,8 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # Tune's console: with --verbose its newer output engine, at its default verbosity. Without, its
     # older engine at verbosity 0, which prints nothing (the newer one still prints its start-up
-    # banner); cnn_ray.console prints the sweep's progress instead.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if args.verbose else "0")
+    # banner); cnn_ray.console prints the sweep's progress instead. A resumed sweep keeps the
+    # verbosity (and the callbacks) Tune stored when it began, so it gets the newer engine: at the
+    # older engine's default verbosity, a sweep begun with --verbose would print every result.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if args.verbose or args.resume else "0")
     settings = settings_from_args(args)
     # A local dataset path as an absolute one, from a flag or a sweep file: the cluster's processes start elsewhere.
     settings = settings.replace(base=settings.base.replace(dataset=absolute_dataset(settings.base.dataset)))

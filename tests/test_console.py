@@ -99,7 +99,8 @@ def test_status_at_most_every_interval_with_the_best_trial_and_the_time_left(cap
     progress.setup()
     done = FakeTrial("abc_00000", status="TERMINATED", last_result=epoch(3, 0.97))
     running = FakeTrial("abc_00001", status="RUNNING", last_result=epoch(1, 0.98))
-    trials = [done, running]
+    created_early = FakeTrial("abc_00002")  # Tune creates some waiting trials before they can start
+    trials = [done, running, created_early]
     progress.on_step_end(0, trials)
     assert capsys.readouterr().out == "", "no status before the interval has passed"
     for result in (epoch(1, 0.9), epoch(2, 0.95), epoch(3, 0.97), epoch(1, 0.98)):
