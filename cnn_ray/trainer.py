@@ -78,8 +78,10 @@ def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: Worker
     """A trainer whose run lives at storage_path/name; an existing run there is resumed.
     Ray's `TensorflowTrainer` is this trainer with Ray's TensorFlow backend (cnn_ray/tf_backend.py).
     With `stream`, the training images come from its Ray Dataset, split over the workers; `data_ref`
-    then holds the validation and test images only. Without `verbose`, the controller and the
-    workers log Ray Train's warnings and errors only (not a line per report and per checkpoint)."""
+    then holds the validation and test images only. Without `verbose`, Ray Train's lines stay in its
+    log files (`train/ray-train-sys-*.log` in Ray's log folder keeps them all): on the console, a
+    worker's failure would print its whole traceback, and a restarted worker group or a trial that
+    fails for good gets one line from the sweep's console (cnn_ray.console) instead."""
     return Trainer(
         train_loop_per_worker,
         train_loop_config={"config": config, "data": data_ref, "trial_started_at": trial_started_at,
@@ -97,6 +99,6 @@ def make_trainer(config: TrainConfig, data_ref: ray.ObjectRef, resources: Worker
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=max_failures),
             callbacks=callbacks,
-            logging_config=LoggingConfig(log_level="INFO" if verbose else "WARNING"),
+            logging_config=LoggingConfig(log_level="INFO" if verbose else "CRITICAL"),
         ),
     )
