@@ -9,6 +9,8 @@ Layout of an experiment folder (<storage>/<name>):
 
 from __future__ import annotations
 
+import logging
+
 import math
 import sys
 from typing import Any
@@ -80,6 +82,21 @@ class LastEpochEndsItself(ASHAScheduler):
         return TrialScheduler.CONTINUE if result.get(self._time_attr, 0) >= self._max_t else decision
 
 
+class _BaselineOutsideDomain(logging.Filter):
+    """Drops Tune's "Pre-set value `0.0` is not within valid values of parameter `l2_conv`" line:
+    a baseline outside a sampled domain is the point of a baseline (L2 = 0 beside a log-uniform L2),
+    and cnn.search_space checked it against the knob's own range before Ray started."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Pre-set value")
+
+
+def _accept_baselines_outside_domains() -> None:
+    variant_logger = logging.getLogger("ray.tune.search.variant_generator")
+    if not any(isinstance(f, _BaselineOutsideDomain) for f in variant_logger.filters):
+        variant_logger.addFilter(_BaselineOutsideDomain())
+
+
 def search_algorithm(settings: SweepSettings, max_concurrent: int) -> BasicVariantGenerator | Searcher:
     """Random and grid: Tune's BasicVariantGenerator. TPE: Optuna's TPESampler through Ray's
     OptunaSearch, the baselines run first (cnn_ray.baselines_first), at most max_concurrent at once.
@@ -93,6 +110,7 @@ def search_algorithm(settings: SweepSettings, max_concurrent: int) -> BasicVaria
     search crosses the replicate index as one more grid dimension (cnn_ray.search_space)."""
     baselines = baseline_points(settings)
     if settings.search == "grid" or (settings.search == "random" and settings.seeds == 1):
+        _accept_baselines_outside_domains()
         return BasicVariantGenerator(points_to_evaluate=baselines or None, max_concurrent=max_concurrent,
                                      random_state=settings.search_seed)
     import optuna

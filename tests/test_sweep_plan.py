@@ -52,6 +52,34 @@ def test_random_search_starts_from_an_l2_free_baseline():
     assert baseline_points(PRESETS["local"]) == []
 
 
+def test_the_baseline_outside_a_log_domain_is_handed_out_without_tune_s_warning(tmp_path):
+    """Tune warns "Pre-set value `0.0` is not within valid values" for the L2 = 0 baseline beside a
+    log-uniform L2: the point of a baseline, checked by cnn.search_space, so not on the console."""
+    import logging
+
+    from cnn_ray.tuner import search_algorithm
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    variant_logger = logging.getLogger("ray.tune.search.variant_generator")
+    handler = Keep()
+    variant_logger.addHandler(handler)
+    try:
+        searcher = search_algorithm(PRESETS["full"], max_concurrent=2)
+        searcher.add_configurations({"sweep": {"run": lambda config: None, "config": param_space(PRESETS["full"]),
+                                               "num_samples": 2, "storage_path": str(tmp_path)}})
+        first = searcher.next_trial()
+        variant_logger.warning("Pre-set config key is fine, another warning")
+    finally:
+        variant_logger.removeHandler(handler)
+    assert first.config["l2_conv"] == 0.0 and first.config["l2_dense"] == 0.0, "the baseline comes first"
+    assert seen == ["Pre-set config key is fine, another warning"], seen
+
+
 @pytest.mark.parametrize("cluster, per_trial, requested, expected", [
     ({"CPU": 2}, WorkerResources(1, 1.0), None, 2),
     ({"CPU": 2}, WorkerResources(2, 1.0), None, 1),
