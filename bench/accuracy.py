@@ -7,8 +7,10 @@
 
 Full training set (10% held out for validation), full test set, the original study's model,
 augmentation and L2 (unless flags say otherwise). The epoch is chosen on validation; its
-test accuracy is the reported figure. Goals (issue 7): MNIST >= 99.5% test accuracy (the
-original study's target), CIFAR-10 (the shared JPEG copy) >= 85%.
+test accuracy is the reported figure. Goals: MNIST >= 99.5% test accuracy (issue 7, the original
+study's target) and >= 99.6% as a mean over 3 seeds (issue 16); CIFAR-10 (the shared JPEG copy)
+>= 86% (issue 16; 85% in issue 7) with a configuration a sweep chose on validation
+(bench/sweeps/cifar10_search.yaml; its flags after --, as bench/README.md shows).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from common import RESULTS, print_table, write_record
 from runs import train
 
-GOALS = {"mnist": 0.995, "cifar10": 0.85}
+GOALS = {"mnist": 0.995, "cifar10": 0.86}  # one run's test accuracy
 
 
 def main() -> None:
