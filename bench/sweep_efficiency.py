@@ -78,23 +78,28 @@ def main() -> None:
 
 
 def _compare_confirmed(sweeps: dict[str, dict]) -> dict:
-    """Each sweep's choice retrained by its confirm stage: test accuracy with intervals, ASHA - FIFO tested."""
+    """Each sweep's choice retrained by its confirm stage: test accuracy with intervals, ASHA - FIFO
+    tested. The same choice is not tested: both confirm stages train it with the same seeds, so no
+    difference is the design's, not evidence."""
     intervals = {s: mean_interval(r["confirmed"]["test_accuracies"]) for s, r in sweeps.items()}
-    difference = welch_difference(sweeps["asha"]["confirmed"]["test_accuracies"],
-                                  sweeps["fifo"]["confirmed"]["test_accuracies"])
     same_choice = sweeps["asha"]["confirmed"]["config_id"] == sweeps["fifo"]["confirmed"]["config_id"]
     print_table(f"confirm stage: each sweep's choice trained again ({INTERVAL_METHOD})",
                 ["scheduler", "configuration", "seeds", "test acc mean", "95% interval", "val acc mean"],
                 [[s, r["confirmed"]["config_id"], r["confirmed"]["seeds"], intervals[s].mean,
                   f"[{intervals[s].low:.4f}, {intervals[s].high:.4f}]" if intervals[s].low is not None else "none",
                   r["confirmed"]["val_mean"]] for s, r in sweeps.items()])
+    if same_choice:
+        print("\nASHA and FIFO chose the same configuration: its confirm stages ran the same seeds, so no test.")
+        return {"same_configuration": True, "method": INTERVAL_METHOD,
+                "test_intervals": {s: vars(i) for s, i in intervals.items()}}
+    difference = welch_difference(sweeps["asha"]["confirmed"]["test_accuracies"],
+                                  sweeps["fifo"]["confirmed"]["test_accuracies"])
     low_high = ("none" if difference.low is None else
                 f"[{100 * difference.low:+.2f}, {100 * difference.high:+.2f}] points")
     print_table(f"ASHA's choice - FIFO's, test accuracy ({DIFFERENCE_METHOD})", ["figure", "value"],
-                [["same configuration chosen", same_choice], ["difference, points", 100 * difference.difference],
-                 ["95% interval", low_high], ["p", difference.p_value],
-                 ["larger than seed noise", difference.larger_than_noise()]])
-    return {"same_configuration": same_choice, "difference_points": 100 * difference.difference,
+                [["difference, points", 100 * difference.difference], ["95% interval", low_high],
+                 ["p", difference.p_value], ["larger than seed noise", difference.larger_than_noise()]])
+    return {"same_configuration": False, "difference_points": 100 * difference.difference,
             "interval_points": None if difference.low is None else [100 * difference.low, 100 * difference.high],
             "p_value": difference.p_value, "larger_than_noise": difference.larger_than_noise(),
             "method": f"{INTERVAL_METHOD}; {DIFFERENCE_METHOD}",
@@ -109,9 +114,10 @@ def _sweep(scheduler: str, args: argparse.Namespace, work_dir: str) -> dict:
         flags += ["--confirm-top", "1", "--confirm-seeds", str(args.confirm_seeds), "--confirm-epochs", str(args.epochs)]
     experiment = run_or_resume(flags, work_dir, scheduler, args.data_dir)
     sweep_record = json.loads((experiment / "sweep.json").read_text())
-    all_trials = pd.read_csv(experiment / "trials.csv")
+    all_trials = pd.read_csv(experiment / "trials.csv", dtype={"config_id": str})  # hex ids, not numbers
     trials = all_trials[all_trials["stage"] == STAGE_SEARCH]
-    best = trials.sort_values("best_val_accuracy", ascending=False, kind="stable").iloc[0]
+    chosen = _chosen_config(experiment)
+    best = trials[trials["config_id"] == chosen].iloc[0]  # one seed: the configuration's one search trial
     columns = ["l2_conv", "l2_dense", "dropout_conv", "dropout_dense", "augment_strength"]
     record = {"trial_epochs": int(trials["epochs_run"].sum()),
               "epochs_run_per_trial": sorted(int(e) for e in trials["epochs_run"]),
@@ -120,18 +126,25 @@ def _sweep(scheduler: str, args: argparse.Namespace, work_dir: str) -> dict:
               "wall_seconds": round(float(sweep_record["wall_seconds"]), 1),  # sweep.json: search + confirm (a resumed sweep: since its resume)
               "configs": sorted(tuple(round(float(v), 8) for v in row) for row in trials[columns].itertuples(index=False))}
     if args.confirm_seeds:
-        record["confirmed"] = _confirmed(experiment, all_trials[all_trials["stage"] == STAGE_CONFIRM])
+        record["confirmed"] = _confirmed(experiment, chosen, all_trials[all_trials["stage"] == STAGE_CONFIRM])
     return record
 
 
-def _confirmed(experiment: Path, confirm_trials: pd.DataFrame) -> dict:
-    """The confirm stage's replicates of the sweep's choice: the search stage's first row of
-    configs.csv (ranked by validation), which --confirm-top 1 retrained beside the baselines."""
-    configs = pd.read_csv(experiment / "configs.csv")
-    chosen = configs[configs["stage"] == STAGE_SEARCH]["config_id"].iloc[0]
-    trials = confirm_trials[confirm_trials["config_id"] == chosen]
+def _chosen_config(experiment: Path) -> str:
+    """The sweep's choice: the search stage's first row of configs.csv (ranked by validation, as the
+    confirm stage chooses, analysis.configs.choose_for_confirm)."""
+    configs = pd.read_csv(experiment / "configs.csv", dtype={"config_id": str})
+    search = configs[(configs["stage"] == STAGE_SEARCH) & (configs["n"] > 0)]
+    if search.empty:
+        raise SystemExit(f"error: no configuration of {experiment} has a result")
+    return str(search["config_id"].iloc[0])
+
+
+def _confirmed(experiment: Path, chosen: str, confirm_trials: pd.DataFrame) -> dict:
+    """The confirm stage's replicates of the sweep's choice (--confirm-top 1 retrained it beside the baselines)."""
+    trials = confirm_trials[(confirm_trials["config_id"] == chosen) & confirm_trials["best_test_accuracy"].notna()]
     if trials.empty:
-        raise SystemExit(f"error: {experiment}'s confirm stage did not train its choice {chosen}")
+        raise SystemExit(f"error: {experiment}'s confirm stage has no result for its choice {chosen}")
     return {"config_id": chosen, "seeds": sorted(int(s) for s in trials["seed"]),
             "test_accuracies": [float(v) for v in trials["best_test_accuracy"]],
             "val_mean": float(trials["best_val_accuracy"].mean()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -38,11 +39,14 @@ def submit_job(head_node: dict, entrypoint: list[str], attempts: int = 4) -> sub
 
     The dashboard waits 10 s for the head node's agent and then refuses with "No available agent
     to submit job, please try again later" (ray/dashboard/modules/job/job_head.py): on a loaded
-    machine a fresh head's agent can take longer. No job exists after that refusal, so a retry
-    cannot run the sweep twice."""
+    machine a fresh head's agent can take longer. Every attempt names the same submission id, so
+    should the job exist after all (the same text answers a timeout of the agent's own request),
+    Ray refuses the retry rather than run the sweep twice."""
+    submission_id = f"test-{uuid.uuid4().hex[:12]}"
     for _ in range(attempts):
         submit = subprocess.run(
-            ["ray", "job", "submit", "--address", head_node["address"], "--working-dir", ".", "--", *entrypoint],
+            ["ray", "job", "submit", "--address", head_node["address"], "--submission-id", submission_id,
+             "--working-dir", ".", "--", *entrypoint],
             cwd=REPO, env=head_node["env"], capture_output=True, text=True, timeout=900)
         if AGENT_NOT_READY not in submit.stdout + submit.stderr:
             return submit
