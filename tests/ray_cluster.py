@@ -23,6 +23,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def agent_ports() -> list[str]:
+    """Free ports for a node's agents and metrics. Ray's defaults (dashboard agent 52365, ...) are
+    the same for every node on a machine: beside another Ray instance (a benchmark, a person's own
+    cluster, a second node of a test) the agent cannot bind, retries, gives up, and `ray job submit`
+    is refused with "No available agent to submit job" (seen in the dashboard agent's log)."""
+    return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"]
+
+
 def token_env(data_dir: Path, folder: Path) -> dict[str, str]:
     """A person's environment plus a token of this test's own (never ~/.ray/auth_token)."""
     token = folder / "auth_token"
@@ -39,6 +48,7 @@ def head_node(env: dict[str, str], num_cpus: int) -> Iterator[dict[str, str]]:
     try:
         subprocess.run(["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
                         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--num-cpus={num_cpus}",
+                        *agent_ports(),
                         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                        env=own_address(env, f"127.0.0.1:{gcs_port}"), check=True, capture_output=True, text=True,
                        timeout=120)
@@ -125,7 +135,7 @@ def _alive(pid: int) -> bool:
 def add_node(env: dict[str, str], gcs: str, num_cpus: int) -> None:
     """A second node on this machine, joining the head with `ray start --address`."""
     subprocess.run(["ray", "start", f"--address={gcs}", "--node-ip-address=127.0.0.1",
-                    f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+                    f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", *agent_ports(),
                     f"--num-cpus={num_cpus}", "--disable-usage-stats"],
                    env=own_address(env, gcs), check=True, capture_output=True, text=True, timeout=120)
 
@@ -148,7 +158,7 @@ def worker_node(env: dict[str, str], gcs: str, num_cpus: int) -> Iterator[Worker
     before = _alive_node_ids(env, gcs)
     process = subprocess.Popen(["ray", "start", f"--address={gcs}", "--node-ip-address=127.0.0.1",
                                 f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-                                f"--num-cpus={num_cpus}", "--disable-usage-stats", "--block"],
+                                *agent_ports(), f"--num-cpus={num_cpus}", "--disable-usage-stats", "--block"],
                                env=own_address(env, gcs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     node = WorkerNode(process, "")
     try:
