@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import print_table, write_record
+from common import RESULTS, print_table, write_record
 from sweep_jobs import run_or_resume
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--work-dir", default="/var/tmp/cnn-sweep-bench/seed_spread")
+    parser.add_argument("--work-dir", default=str(RESULTS / "runs" / "seed_spread"),
+                        help="where the sweep is kept (not committed); rerun to continue")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

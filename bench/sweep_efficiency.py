@@ -12,7 +12,8 @@ Goal (issue 7): ASHA within 0.5 points of FIFO's best with at most 40% of its tr
 With --confirm-seeds N each sweep ends with its confirm stage (issue 16): its best configuration by
 validation trained N more times with fresh seeds for the full epochs, FIFO. Compared then: the test
 accuracy of ASHA's choice against FIFO's, mean over those seeds with a 95% interval (Student's t),
-and their difference with Welch's test (analysis/intervals.py, as the report does). With
+and, when the two chose different configurations, their difference with Welch's test
+(analysis/intervals.py, as the report does; the same configuration runs the same seeds twice). With
 --work-dir the sweeps are kept there and an interrupted run resumes.
 """
 

@@ -10,7 +10,6 @@ Layout of an experiment folder (<storage>/<name>):
 from __future__ import annotations
 
 import logging
-
 import math
 import sys
 from typing import Any

@@ -146,7 +146,7 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
                         help="print everything: Tune's trial table, Ray Train's log lines, TensorFlow's "
                              "start-up lines and its C++ warnings and errors, from every process. Without it, the "
                              "workers' output that is still written goes to Ray's log folder "
-                             "(/tmp/ray/session_latest/logs on each node) and the Ray dashboard, and TensorFlow's "
+                             "(session_latest/logs in Ray's temp folder on each node) and the Ray dashboard, and TensorFlow's "
                              "C++ log lines are not written at all (TF_CPP_MIN_LOG_LEVEL=3, unless you set it)")
 
 
