@@ -35,8 +35,9 @@ class TrainConfig:
     """Everything that decides what one training run trains and how."""
 
     # --- data ---
-    dataset: str = _knob("cifar10", "mnist, fashion_mnist, cifar10, a path to an .npz file, or a folder of "
-                                    "images with one subfolder per class (local, s3:// or gs://)")
+    dataset: str = _knob("cifar10", "mnist, fashion_mnist, cifar10, a path to an .npz file, a folder of "
+                                    "images with one subfolder per class, or a folder of .npz shards "
+                                    "(train-*.npz, test-*.npz; folders local, s3:// or gs://)")
     limit: int | None = _knob(None, "train on the first N training images only (quick runs)", low=1)
     test_limit: int | None = _knob(None, "evaluate on the first N test images only (quick runs)", low=1)
     validation_fraction: float = _knob(
@@ -46,15 +47,16 @@ class TrainConfig:
     image_width: int | None = _knob(None, "image folders: resize every image to this width (pixels)", low=1)
     color_mode: str = _knob("rgb", "image folders: rgb (3 channels) or grayscale (1)", choices=COLOR_MODES)
     test_fraction: float = _knob(
-        0.2, "image folders without a test/ folder: fraction of the images held out as the test set",
+        0.2, "folders without a test/ folder (or test-*.npz shards): fraction of the images held out as the "
+             "test set",
         low=0.0, high=1.0, high_open=True)
     data_loader: str = _knob(
         "auto", "memory: the driver reads the dataset and every worker takes it from Ray's object store; stream "
-                "(image folders): Ray Data reads the training images and streams each worker its shard, the driver "
-                "never holds them; auto: stream an image folder whose training images would take more than "
+                "(folders of images or .npz shards): Ray Data reads the training images and streams each worker its shard, the driver "
+                "never holds them; auto: stream a folder whose training images would take more than "
                 "stream_above_mb decoded", choices=DATA_LOADERS)
     stream_above_mb: float = _knob(
-        4096.0, "data_loader=auto: stream an image folder whose decoded training images exceed this many MB", low=0.0)
+        4096.0, "data_loader=auto: stream a folder whose decoded training images exceed this many MB", low=0.0)
 
     # --- optimisation ---
     epochs: int = _knob(30, "maximum number of epochs", low=1)

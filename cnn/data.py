@@ -1,6 +1,7 @@
 """Load an image-classification dataset, check it, keep it compact and split off validation.
 
-Lookup order: a folder of class subfolders (cnn/image_folder.py); an explicit `.npz` path;
+Lookup order: a folder of class subfolders (cnn/image_folder.py) or of .npz shards
+(cnn/npz_shards.py); an explicit `.npz` path;
 `<data_dir>/<name>.npz` where data_dir is an argument or the CNN_DATA_DIR setting; Keras' own
 download. Files are read with `allow_pickle=False`, so no file is ever unpickled.
 """

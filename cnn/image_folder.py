@@ -14,7 +14,8 @@ local path or a URI pyarrow's filesystems open (s3://bucket/prefix, gs://bucket/
 
 Files are listed, put in a fixed pseudo-random order (so that `limit` takes a mix of classes and a
 held-out test set is the same every time) and only then decoded, the ones `limit` keeps only.
-Pixels stay uint8. The streaming loader (cnn_ray/streaming.py) streams the files
+Pixels stay uint8. A folder whose top level holds .npz files is a folder of shards instead
+(cnn/npz_shards.py): its rows are listed as files here and follow the same order and splits. The streaming loader (cnn_ray/streaming.py) streams the files
 training_and_validation picks here and decodes them with `decode`, so both loaders train, validate
 and test on the same files and pixels.
 """
@@ -54,9 +55,12 @@ class ImageFiles:
     test: list[tuple[str, int]]
     filesystem: pafs.FileSystem
     train_base: str  # the folder the training files are listed from, as `filesystem` names it
-    test_folder: bool  # the test set is the folder's test/, not a held-out share
+    test_folder: bool  # the test set is the folder's test/ (or test shards), not a held-out share
+    shards: int = 0  # a folder of .npz shards (cnn/npz_shards.py): how many; its "files" are "<shard>#<row>"
 
     def describe(self) -> str:
+        if self.shards:
+            return f"{len(self.train) + len(self.test)} images in {self.shards} .npz shards"
         return f"{len(self.train) + len(self.test)} image files in {len(self.class_names)} class folders"
 
 
@@ -69,8 +73,13 @@ def is_image_folder(dataset: str) -> bool:
 
 def class_folders(root: str) -> list[str]:
     """The folder's class names, checked without listing its files (quick, whatever its size): a
-    folder, with two or more class subfolders, and a test/ with train/'s classes if it has one."""
+    folder, with two or more class subfolders, and a test/ with train/'s classes if it has one (a
+    folder of .npz shards: its shard names and first training shard)."""
+    from cnn import npz_shards  # which imports this module
+
     filesystem, base = _open(root)
+    if npz_shards.is_shard_folder(filesystem, base):
+        return npz_shards.shard_class_names(root, filesystem, base)
     if not split_layout(filesystem, base):
         return _class_names(filesystem, base, root)
     class_names = _class_names(filesystem, f"{base}/train", f"{root}/train")
@@ -84,9 +93,14 @@ def class_folders(root: str) -> list[str]:
 
 
 def list_image_files(root: str, test_fraction: float) -> ImageFiles:
-    """The folder's classes and files; the test set is its test/ folder, else `test_fraction` of the files."""
-    class_names = class_folders(root)
+    """The folder's classes and files; the test set is its test/ folder, else `test_fraction` of the
+    files. A folder of .npz shards lists its rows as files (cnn/npz_shards.py)."""
+    from cnn import npz_shards  # which imports this module
+
     filesystem, base = _open(root)
+    if npz_shards.is_shard_folder(filesystem, base):
+        return npz_shards.list_shards(root, filesystem, base, test_fraction)
+    class_names = class_folders(root)
     if split_layout(filesystem, base):
         train, _ = ordered_split(_listed(filesystem, f"{base}/train", f"{root}/train", class_names), None)
         test, _ = ordered_split(_listed(filesystem, f"{base}/test", f"{root}/test", class_names), None)
@@ -142,6 +156,11 @@ def read_images(files: ImageFiles, split: list[tuple[str, int]], image_size: tup
     if given; without it every image must have the first one's size."""
     if not split:
         return np.zeros((0, 1, 1, 1), np.uint8), np.zeros(0, np.int64)
+    labels = np.array([label for _, label in split], np.int64)
+    if files.shards:
+        from cnn.npz_shards import read_rows  # which imports this module
+
+        return read_rows(files.filesystem, [path for path, _ in split], None, image_size, color_mode), labels
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         images = list(pool.map(lambda item: decode(files.filesystem, item[0], image_size, color_mode), split))
     first_path, first = split[0][0], images[0]
@@ -151,7 +170,7 @@ def read_images(files: ImageFiles, split: list[tuple[str, int]], image_size: tup
                 f"{files.root}: images differ in size ({first_path} is {first.shape[1]}x{first.shape[0]}, "
                 f"{path} is {image.shape[1]}x{image.shape[0]}, width x height); "
                 "pass --image-size HEIGHT WIDTH to resize them all")
-    return np.stack(images), np.array([label for _, label in split], np.int64)
+    return np.stack(images), labels
 
 
 def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] | None, color_mode: str) -> np.ndarray:
@@ -162,7 +181,7 @@ def decode(filesystem: pafs.FileSystem, path: str, image_size: tuple[int, int] |
         with filesystem.open_input_file(path) as handle:
             content = handle.read()
     except OSError as error:
-        raise ImageFolderError(f"{path}: cannot be read ({_first_line(error)})") from None
+        raise ImageFolderError(f"{path}: cannot be read ({first_line(error)})") from None
     try:
         image = Image.open(io.BytesIO(content))
         if image.format not in IMAGE_FORMATS:
@@ -185,7 +204,7 @@ def _open(root: str) -> tuple[pafs.FileSystem, str]:
             filesystem, base = pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
         info = filesystem.get_file_info(base)
     except (OSError, ValueError) as error:
-        raise ImageFolderError(f"{root}: cannot open ({_first_line(error)})") from None
+        raise ImageFolderError(f"{root}: cannot open ({first_line(error)})") from None
     if info.type != pafs.FileType.Directory:
         raise ImageFolderError(f"{root}: not a folder")
     return filesystem, base.rstrip("/")
@@ -227,9 +246,9 @@ def _listing(filesystem: pafs.FileSystem, selector: pafs.FileSelector) -> list[p
     try:
         return filesystem.get_file_info(selector)
     except OSError as error:  # a bucket that refuses the listing, a folder gone since
-        raise ImageFolderError(f"{selector.base_dir}: cannot be listed ({_first_line(error)})") from None
+        raise ImageFolderError(f"{selector.base_dir}: cannot be listed ({first_line(error)})") from None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__

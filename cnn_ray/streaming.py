@@ -43,6 +43,7 @@ import ray
 from cnn.config import TrainConfig
 from cnn.data import Dataset, DataSummary, folder_dataset, folder_evaluation_sets
 from cnn.image_folder import ImageFiles, ImageFolderError, decode, list_image_files, training_and_validation
+from cnn.npz_shards import read_rows
 
 STREAMED = "train"  # the Ray Dataset's name for Ray Train (get_dataset_shard)
 READ_CONCURRENCY = 2  # decoding tasks at a time, per trial
@@ -138,7 +139,8 @@ class FolderReader:
         files = train + (validation if with_validation else [])
         listed = ray.data.from_items([{"path": path, "label": label} for path, label in files],
                                      override_num_blocks=max(1, -(-len(files) // SHUFFLE_GROUP_FILES)))
-        decoder = DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape)
+        decoder = DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape,
+                              npz_rows=bool(self.files.shards))
         return Stream(StreamSpec(tuple(self.files.class_names), shape, len(files)), listed, decoder)
 
 
@@ -158,6 +160,7 @@ class DecodeFiles:
     image_size: tuple[int, int] | None
     color_mode: str
     image_shape: tuple[int, int, int]
+    npz_rows: bool = False  # the "files" are rows of .npz shards, "<shard>#<row>" (cnn/npz_shards.py)
 
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # In a thread of its own at a lower priority: the task asked for no CPU and shares the
@@ -167,6 +170,11 @@ class DecodeFiles:
             return thread.submit(self.decode, block).result()
 
     def decode(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        labels = np.asarray(block["label"], np.int64)
+        if self.npz_rows:  # each shard opened once, only the block's rows read
+            paths = [str(path) for path in block["path"]]
+            return {"image": read_rows(self.filesystem, paths, self.image_shape, self.image_size, self.color_mode),
+                    "label": labels}
         images = np.empty((len(block["path"]), *self.image_shape), np.uint8)
         for i, path in enumerate(block["path"]):
             image = decode(self.filesystem, str(path), self.image_size, self.color_mode)
@@ -176,7 +184,7 @@ class DecodeFiles:
                                        f"{width}x{height} (width x height); pass --image-size HEIGHT WIDTH "
                                        "to resize them all")
             images[i] = image
-        return {"image": images, "label": np.asarray(block["label"], np.int64)}
+        return {"image": images, "label": labels}
 
 
 def lower_this_threads_priority() -> None:

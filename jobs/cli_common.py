@@ -23,6 +23,14 @@ from cnn.quiet_tensorflow import QUIET_SETTING, import_tensorflow
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
 TF_LOG_SETTING = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ logging: 2 hides INFO and WARNING, 3 ERROR too
+# Without --verbose, for every process of the job (a person's own values kept): Ray Data's progress
+# bars off and its log at errors (a streamed dataset printed bars, an execution plan and a
+# "finished" line per trial-epoch from Ray Data's coordinators, and with the bars off a warning
+# that says so, once per trial); Python's deprecation warnings hidden (Ray's own, such as Ray
+# Train's use of a deprecated Ray Data option: any warning option stops Ray from turning its
+# RayDeprecationWarning on).
+QUIET_RAY_SETTINGS = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_DATA_LOG_LEVEL": "ERROR",
+                      "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 SIZE_FIELDS = ("image_height", "image_width")  # set together by --image-size HEIGHT WIDTH
 
 
@@ -75,12 +83,12 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def driver_reads(config: TrainConfig) -> bool:
     """Whether the driver reads the dataset before Ray starts, or an image folder is read on the
-    cluster once Ray is up (data_loader stream or auto: cnn_ray/job_data.py). Only image folders
-    stream: data_loader=stream with another dataset ends the job with one line."""
+    cluster once Ray is up (data_loader stream or auto: cnn_ray/job_data.py). Only folders (of images
+    or of .npz shards) stream: data_loader=stream with another dataset ends the job with one line."""
     folder = names_a_folder(config.dataset)
     if config.data_loader == "stream" and not folder:
-        fail(f"--data-loader stream reads image folders; {config.dataset} is read whole (give a folder of "
-             "class subfolders, or --data-loader memory)")
+        fail(f"--data-loader stream reads folders; {config.dataset} is read whole (give a folder of class "
+             "subfolders or of .npz shards, or --data-loader memory)")
     return not folder or config.data_loader == "memory"
 
 
@@ -155,9 +163,12 @@ def quiet_console(verbose: bool) -> dict[str, str]:
     every process Ray starts for the job: TensorFlow's C++ log lines from errors up with --verbose
     (2) and none without it (3; an error also ends in a Python exception, which is reported), unless
     the person set TF_CPP_MIN_LOG_LEVEL; TensorFlow imported without its start-up lines unless
-    --verbose (cnn.quiet_tensorflow). Imports TensorFlow here, before anything else does."""
+    --verbose (cnn.quiet_tensorflow); without --verbose, QUIET_RAY_SETTINGS. Imports TensorFlow
+    here, before anything else does."""
     settings = {TF_LOG_SETTING: os.environ.get(TF_LOG_SETTING) or ("2" if verbose else "3"),
                 QUIET_SETTING: "0" if verbose else "1"}
+    if not verbose:
+        settings.update({key: os.environ.get(key) or value for key, value in QUIET_RAY_SETTINGS.items()})
     os.environ.update(settings)
     import_tensorflow()
     return settings

@@ -52,3 +52,26 @@ def write_mnist_folders(mnist_npz: Path, root: Path, train: int, test: int) -> P
         for i, (image, label) in enumerate(zip(images, labels)):
             Image.fromarray(image).save(root / split / DIGIT_NAMES[int(label)] / f"{i:05d}.{'png' if i % 2 else 'jpg'}")
     return root
+
+
+def write_shards(root: Path, images: np.ndarray, labels: np.ndarray, shards: int, prefix: str = "train",
+                 compressed: bool = False, **extra: np.ndarray) -> list[Path]:
+    """root/<prefix>-0000i.npz: the images and labels cut into `shards` shards, as numpy.savez (or
+    savez_compressed) writes them, with `extra` arrays in each."""
+    root.mkdir(parents=True, exist_ok=True)
+    save = np.savez_compressed if compressed else np.savez
+    paths = []
+    for i, (x, y) in enumerate(zip(np.array_split(images, shards), np.array_split(labels, shards))):
+        paths.append(root / f"{prefix}-{i:05d}.npz")
+        save(paths[-1], x=x, y=y, **extra)
+    return paths
+
+
+def write_mnist_shards(mnist_npz: Path, root: Path, train: int, test: int, shards: int = 3) -> Path:
+    """root/train-*.npz (MNIST's first `train` training images in `shards` shards) and root/test-00000.npz."""
+    with np.load(mnist_npz) as arrays:
+        write_shards(root, arrays["x_train"][:train], arrays["y_train"][:train], shards,
+                     class_names=np.array(DIGIT_NAMES))
+        write_shards(root, arrays["x_test"][:test], arrays["y_test"][:test], 1, prefix="test",
+                     class_names=np.array(DIGIT_NAMES))
+    return root

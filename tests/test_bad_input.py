@@ -32,6 +32,9 @@ def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
     bad_sweep.write_text("train: {dataset: mnist, limit: 400, epochs: 2}\nspace:\n  dropout_conv: {uniform: [0, 1.5]}\n")
     random_bytes = tmp_path / "random_bytes.npz"
     random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.savez(shards / "part-0.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.arange(4) % 2)
     tpe_grid = tmp_path / "tpe_grid.yaml"
     tpe_grid.write_text("search: {algorithm: tpe}\nspace:\n  l2_conv: {grid: [0, 1e-3]}\n")
     monkeypatch.setenv("CNN_DATA_DIR", str(data_dir))
@@ -39,7 +42,7 @@ def inputs(tmp_path, data_dir, monkeypatch) -> dict[str, Path]:
     monkeypatch.setattr(sys, "argv", ["jobs/sweep.py"])  # argparse names the program after it
     return {"store": tmp_path / "results", "truncated": truncated, "empty": empty, "bad_labels": bad_labels,
             "other_results": tmp_path / "other_results", "bad_sweep": bad_sweep, "tpe_grid": tpe_grid,
-            "random_bytes": random_bytes}
+            "random_bytes": random_bytes, "shards": shards}
 
 
 # (case id, the flags after --preset smoke --storage-path <store>, environment changes, the words the line must hold)
@@ -73,9 +76,10 @@ CASES = [
     ("a name that climbs out of the storage", ["--name", ".."], {}, "argument --name: '..' is not a folder name"),
     ("labels outside the classes", ["--dataset", "{bad_labels}"], {}, "labels outside"),
     ("a folder without class subfolders", ["--dataset", "{empty}"], {}, "empty: no class subfolders"),
+    ("a misnamed .npz shard", ["--dataset", "{shards}"], {}, "part-0.npz: a shard's name starts with train or test"),
     ("an image size of one number", ["--image-size", "32"], {}, "--image-size: expected 2 arguments"),
     ("an image size of zero", ["--image-size", "0", "32"], {}, "image_height=0 is out of range"),
-    ("streaming an .npz", ["--data-loader", "stream"], {}, "--data-loader stream reads image folders; mnist is read whole"),
+    ("streaming an .npz", ["--data-loader", "stream"], {}, "--data-loader stream reads folders; mnist is read whole"),
     ("resume without a name", ["--resume"], {}, "--resume needs --name"),
     ("resume of nothing", ["--name", "ghost", "--resume"], {}, "nothing to resume at"),
     ("an experiment that exists", ["--storage-path", "{other_results}", "--name", TAKEN], {},

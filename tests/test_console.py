@@ -144,3 +144,27 @@ def test_importing_tensorflow_quietly_leaves_out_its_start_up_lines_only(quiet):
     assert lines[0] == "before" and lines[-1] == "after"
     start_up = [line for line in lines if re.match(r"I\d{4} ", line)]
     assert not start_up if quiet else start_up, "TensorFlow 2.21 logs its start-up lines on import"
+
+
+def test_without_verbose_ray_data_draws_no_bars_logs_errors_only_and_ray_deprecations_stay_quiet():
+    """What a process of a quiet job gets from QUIET_RAY_SETTINGS (handed to every process through the
+    job's runtime environment): the settings Ray Data and Ray read when they are imported."""
+    from jobs.cli_common import QUIET_RAY_SETTINGS
+
+    code = ("import logging, warnings\n"
+            "import ray.data\n"
+            "from ray.util.annotations import RayDeprecationWarning\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.warn_explicit('old', RayDeprecationWarning, 'ray/x.py', 1, module='ray.x')\n"
+            "print(ray.data.DataContext.get_current().enable_progress_bars,\n"
+            "      logging.getLevelName(logging.getLogger('ray.data').level), len(caught))")
+    runs = {}
+    for quiet in (True, False):
+        env = {key: value for key, value in os.environ.items() if key not in QUIET_RAY_SETTINGS}
+        env.update(QUIET_RAY_SETTINGS if quiet else {})
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        runs[quiet] = done.stdout.split()
+    assert runs[True] == ["False", "ERROR", "0"]
+    assert runs[False] == ["True", "DEBUG", "1"], "Ray's defaults: bars, everything logged, its warnings shown"

@@ -217,15 +217,7 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     assert (summary.loader, summary.train, summary.validation, summary.test) == ("stream", 900, 100, 200)
     assert summary.class_names == sorted(DIGIT_NAMES) and summary.input_shape == (28, 28, 1)
     assert data.trial.stream.spec.train_images == 900
-    # What Ray Data streams: exactly the in-memory loader's training images and labels (in its own order).
-    from cnn.image_folder import list_image_files, read_images, training_and_validation
-
-    files = list_image_files(str(folder), 0.2)
-    kept, _ = training_and_validation(files.train, None, 0.1)
-    images, labels = read_images(files, kept, None, "grayscale")
-    rows = data.trial.stream.dataset(config.seed).take_all()
-    assert sorted((int(row["label"]), row["image"].tobytes()) for row in rows) \
-        == sorted((int(label), image.tobytes()) for image, label in zip(images, labels))
+    assert_streams_the_in_memory_rows(data, config)
 
     def run(epochs):
         trainer = make_trainer(config.replace(epochs=epochs), data.trial.ref, WorkerResources(num_workers=2),
@@ -243,6 +235,37 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     workers = read_worker_records(result.checkpoint.path)
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
     assert "DatasetManager" in actor_classes(local_ray)  # the images came through Ray Data
+
+
+def test_a_folder_of_npz_shards_streams_the_rows_the_in_memory_loader_reads(local_ray, data_dir, tmp_path):
+    """.npz shards through the streaming loader: Ray Data's tasks read the same rows, under the same
+    labels, as the in-memory loader trains on; below the streaming size `auto` decodes them whole."""
+    from cnn_ray.job_data import open_data
+    from image_folders import DIGIT_NAMES, write_mnist_shards
+
+    folder = write_mnist_shards(data_dir / "mnist.npz", tmp_path / "shards", train=600, test=100, shards=3)
+    config = TrainConfig(dataset=str(folder), data_loader="stream")
+    data = open_data(config, None)
+    summary = data.summary
+    assert (summary.loader, summary.train, summary.validation, summary.test) == ("stream", 540, 60, 100)
+    assert summary.class_names == list(DIGIT_NAMES) and summary.input_shape == (28, 28, 1)
+    assert "700 images in 4 .npz shards" in summary.source
+    assert_streams_the_in_memory_rows(data, config)
+    local_ray.kill(data.reader)
+    whole = open_data(config.replace(data_loader="auto"), None)
+    assert whole.summary.loader == "memory" and len(whole.arrays().x_train) == 540
+
+
+def assert_streams_the_in_memory_rows(data, config: TrainConfig) -> None:
+    """What Ray Data streams is exactly the in-memory loader's training images and labels (in its own order)."""
+    from cnn.image_folder import list_image_files, read_images, training_and_validation
+
+    files = list_image_files(config.dataset, config.test_fraction)
+    kept, _ = training_and_validation(files.train, config.limit, config.validation_fraction)
+    images, labels = read_images(files, kept, config.image_size, config.color_mode)
+    rows = data.trial.stream.dataset(config.seed).take_all()
+    assert sorted((int(row["label"]), row["image"].tobytes()) for row in rows) \
+        == sorted((int(label), image.tobytes()) for image, label in zip(images, labels))
 
 
 def test_a_folder_the_cluster_refuses_gets_one_line(local_ray, tmp_path):
