@@ -18,8 +18,10 @@ For each run it samples the driver process's resident memory every 0.2 s (its pe
 not grow with the folder) and reads the epoch's training images/s from the run's checkpoint
 (train steps x batch / the worker's time in model.fit), for the first epoch and for the later ones:
 the first epoch of a stream also pays for starting Ray Data (its coordinator and decoding processes
-import their libraries on the same cores), once per run. With --full-epoch, the largest folder is
-also streamed for one whole epoch (every image, about 10 minutes here).
+import their libraries on the same cores), once per run. For every streamed epoch it also prints the
+worker's time inside Ray Data's iterator (epochs.csv's stream_wait_seconds) beside its time in
+model.fit: a wait near the fit time means the training waited for images. With --full-epoch, the
+largest folder is also streamed for one whole epoch (every image, about 10 minutes here).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def train_run(folder: Path, loader: str, limit: int | None, epochs: int, work: P
             "first_epoch_images_per_second": speeds[0],
             "images_per_second": median(speeds[1:]) if len(speeds) > 1 else speeds[0],
             "epoch_images_per_second": speeds, "epoch_train_seconds": [epoch["train_seconds"] for epoch in history],
+            # a stream's time inside Ray Data's iterator, per epoch (None in memory): near train_seconds, input-bound
+            "epoch_stream_wait_seconds": [epoch.get("stream_wait_seconds") for epoch in history],
             "steps": round(speeds[-1] * history[-1]["train_seconds"] / BATCH)}
 
 
@@ -149,6 +153,11 @@ def main() -> None:
     print_table(f"jobs/train.py, 1 worker x 2 CPUs, {args.epochs} epochs, batch {BATCH}, CIFAR-10 PNGs",
                 ["folder", "loader", "runs", "steps an epoch", "median images/s, epoch 1",
                  "median images/s, later epochs", "driver peak RSS MB (max)", "median wall s"], rows)
+    waits = [[f"{r['images']:,}", r["repeat"] if r["limit"] else "whole epoch", epoch + 1, train, wait, wait / train]
+             for r in runs if r["loader"] == "stream"
+             for epoch, (train, wait) in enumerate(zip(r["epoch_train_seconds"], r["epoch_stream_wait_seconds"]))]
+    print_table("streamed epochs: the worker's time in model.fit and inside Ray Data's iterator",
+                ["folder", "run", "epoch", "train s", "stream wait s", "wait / train"], waits)
     for size in args.sizes:
         speeds = {loader: median([r["images_per_second"] for r in runs
                                   if r["images"] == size and r["loader"] == loader and r["limit"]])

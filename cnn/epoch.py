@@ -59,6 +59,9 @@ def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datase
         "images_per_second": steps * config.batch_size / train_seconds,
         "global_batch_size": config.batch_size, "learning_rate": rate,
         "fit_started_at": fit_started_at,  # wall clock, for launch-to-first-step figures
+        # A stream's time inside Ray Data's iterator in this epoch (None from arrays): near
+        # train_seconds, the training waited for its images; near 0, the stream kept ahead.
+        "stream_wait_seconds": getattr(stream, "wait_seconds", None),
     }
 
 

@@ -33,7 +33,7 @@ METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_los
 # epochs.csv: one row per trial-epoch, from the history the worker stored (cnn.epoch.run_epoch's row).
 EPOCH_COLUMNS = ("trial_id", "epoch", *METRICS, "train_seconds", "val_seconds", "test_seconds", "epoch_seconds",
                  "images_per_second", "learning_rate", "global_batch_size", "node_id",
-                 "fit_started_at")
+                 "fit_started_at", "stream_wait_seconds")
 STATUS_FINISHED, STATUS_STOPPED, STATUS_FAILED = "finished", "stopped_early", "failed"
 # trials.csv's stage: the search, then (with a confirm stage) the chosen configurations trained again.
 STAGE_SEARCH, STAGE_CONFIRM = "search", "confirm"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ class ShardBatches:
         self.num_classes = len(spec.class_names)
         self._shard = ray.train.get_dataset_shard(STREAMED)
         self.failure: BaseException | None = None  # what stopped the stream, seen before TensorFlow wraps it
+        self.wait_seconds = 0.0  # the last epoch's time inside Ray Data's iterator (cnn.epoch's stream_wait_seconds)
 
     def batches(self, seed: int, batch_size: int, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rows = self._shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
@@ -213,8 +215,17 @@ class ShardBatches:
         return exactly(self._watched((batch["image"], batch["label"]) for batch in rows), count)
 
     def _watched(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """The batches, timing each wait for the next one (Ray Data's reading and decoding behind it,
+        and its local shuffle) into wait_seconds."""
+        self.wait_seconds = 0.0
         try:
-            yield from batches
+            while True:
+                asked = time.perf_counter()
+                batch = next(batches, None)
+                self.wait_seconds += time.perf_counter() - asked
+                if batch is None:
+                    return
+                yield batch
         except Exception as error:
             self.failure = error
             raise

@@ -232,6 +232,7 @@ def test_a_streamed_image_folder_trains_two_workers_and_resumes(local_ray, data_
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[1]["train_loss"] < history[0]["train_loss"] and history[1]["train_accuracy"] > 0.5
     assert history[1]["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert all(0 < row["stream_wait_seconds"] <= row["train_seconds"] for row in history)
     workers = read_worker_records(result.checkpoint.path)
     assert workers[0]["weights_sha256"] == workers[1]["weights_sha256"]
     assert "DatasetManager" in actor_classes(local_ray)  # the images came through Ray Data

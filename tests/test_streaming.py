@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -14,7 +15,7 @@ from PIL import Image
 from cnn.config import TrainConfig
 from cnn.image_folder import ImageFolderError, list_image_files, read_images, training_and_validation
 from cnn_ray.streaming import (BLOCK_FILES, DECODE_NICENESS, DecodeFiles, block_files, decoded_mb, exactly, folder_error,
-                              streams)
+                              ShardBatches, streams)
 from image_folders import write_class_folders
 
 
@@ -119,3 +120,16 @@ def test_a_bad_file_is_found_among_the_errors_ray_wraps_it_in():
                  "the following exception:\nray.exceptions.UserCodeException: UDF failed to process a data block.")
     assert str(folder_error(TaskError(RuntimeError(task_text)))) == str(bad)
     assert folder_error(RuntimeError("the network")) is None and folder_error(None) is None
+
+
+def test_a_shard_times_each_wait_for_its_next_batch_and_starts_again_each_epoch():
+    shard = ShardBatches.__new__(ShardBatches)  # without Ray Train's shard: only the timing is tested
+    shard.failure, shard.wait_seconds = None, 7.0
+
+    def slow_source():
+        for i in range(3):
+            time.sleep(0.05)
+            yield i
+
+    assert list(shard._watched(slow_source())) == [0, 1, 2]
+    assert 0.15 <= shard.wait_seconds < 0.15 + 5.0  # the three sleeps, not the 7 s of an earlier epoch
