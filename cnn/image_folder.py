@@ -14,8 +14,8 @@ local path or a URI pyarrow's filesystems open (s3://bucket/prefix, gs://bucket/
 
 Files are listed, put in a fixed pseudo-random order (so that `limit` takes a mix of classes and a
 held-out test set is the same every time) and only then decoded, the ones `limit` keeps only.
-Pixels stay uint8. A folder whose top level holds .npz files is a folder of shards instead
-(cnn/npz_shards.py): its rows are listed as files here and follow the same order and splits. The streaming loader (cnn_ray/streaming.py) streams the files
+Pixels stay uint8. A folder without subfolders whose top level holds .npz files is a folder of
+shards instead (cnn/npz_shards.py): its rows are listed as files here and follow the same order and splits. The streaming loader (cnn_ray/streaming.py) streams the files
 training_and_validation picks here and decodes them with `decode`, so both loaders train, validate
 and test on the same files and pixels.
 """
@@ -26,6 +26,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
+from typing import Any
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -56,11 +57,13 @@ class ImageFiles:
     filesystem: pafs.FileSystem
     train_base: str  # the folder the training files are listed from, as `filesystem` names it
     test_folder: bool  # the test set is the folder's test/ (or test shards), not a held-out share
-    shards: int = 0  # a folder of .npz shards (cnn/npz_shards.py): how many; its "files" are "<shard>#<row>"
+    # A folder of .npz shards (cnn/npz_shards.py), whose "files" are "<shard>#<row>": where each
+    # shard's images lie (npz_shards.ArrayPlace); None for image files.
+    shard_places: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        if self.shards:
-            return f"{len(self.train) + len(self.test)} images in {self.shards} .npz shards"
+        if self.shard_places is not None:
+            return f"{len(self.train) + len(self.test)} images in {len(self.shard_places)} .npz shards"
         return f"{len(self.train) + len(self.test)} image files in {len(self.class_names)} class folders"
 
 
@@ -73,13 +76,8 @@ def is_image_folder(dataset: str) -> bool:
 
 def class_folders(root: str) -> list[str]:
     """The folder's class names, checked without listing its files (quick, whatever its size): a
-    folder, with two or more class subfolders, and a test/ with train/'s classes if it has one (a
-    folder of .npz shards: its shard names and first training shard)."""
-    from cnn import npz_shards  # which imports this module
-
+    folder, with two or more class subfolders, and a test/ with train/'s classes if it has one."""
     filesystem, base = _open(root)
-    if npz_shards.is_shard_folder(filesystem, base):
-        return npz_shards.shard_class_names(root, filesystem, base)
     if not split_layout(filesystem, base):
         return _class_names(filesystem, base, root)
     class_names = _class_names(filesystem, f"{base}/train", f"{root}/train")
@@ -92,13 +90,26 @@ def class_folders(root: str) -> list[str]:
     return class_names
 
 
+def quick_check(root: str) -> None:
+    """A folder checked before anything starts, without listing its files (quick, whatever its
+    size): an image folder's class subfolders (class_folders), or a shard folder's shard names and
+    first training shard (cnn/npz_shards.py)."""
+    from cnn import npz_shards  # which imports this module
+
+    filesystem, base = _open(root)
+    if npz_shards.is_shard_folder(filesystem, base, _subfolders(filesystem, base)):
+        npz_shards.check_shard_folder(root, filesystem, base)
+    else:
+        class_folders(root)
+
+
 def list_image_files(root: str, test_fraction: float) -> ImageFiles:
     """The folder's classes and files; the test set is its test/ folder, else `test_fraction` of the
     files. A folder of .npz shards lists its rows as files (cnn/npz_shards.py)."""
     from cnn import npz_shards  # which imports this module
 
     filesystem, base = _open(root)
-    if npz_shards.is_shard_folder(filesystem, base):
+    if npz_shards.is_shard_folder(filesystem, base, _subfolders(filesystem, base)):
         return npz_shards.list_shards(root, filesystem, base, test_fraction)
     class_names = class_folders(root)
     if split_layout(filesystem, base):
@@ -157,10 +168,11 @@ def read_images(files: ImageFiles, split: list[tuple[str, int]], image_size: tup
     if not split:
         return np.zeros((0, 1, 1, 1), np.uint8), np.zeros(0, np.int64)
     labels = np.array([label for _, label in split], np.int64)
-    if files.shards:
+    if files.shard_places is not None:
         from cnn.npz_shards import read_rows  # which imports this module
 
-        return read_rows(files.filesystem, [path for path, _ in split], None, image_size, color_mode), labels
+        paths = [path for path, _ in split]
+        return read_rows(files.filesystem, paths, None, image_size, color_mode, files.shard_places), labels
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         images = list(pool.map(lambda item: decode(files.filesystem, item[0], image_size, color_mode), split))
     first_path, first = split[0][0], images[0]

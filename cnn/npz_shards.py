@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import struct
 import zipfile
+import zlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,19 +48,22 @@ class ArrayPlace:
     shape: tuple[int, ...]
     dtype: np.dtype
     offset: int | None
+    file_size: int  # the shard's, when it was read: a shard rewritten since its listing is refused
 
 
 @dataclass(frozen=True)
 class Shard:
     path: str
+    images: ArrayPlace
     image_shape: tuple[int, int, int]
     labels: np.ndarray
     class_names: tuple[str, ...] | None
 
 
-def is_shard_folder(filesystem: pafs.FileSystem, base: str) -> bool:
-    """Whether the folder holds .npz files at its top level (then it is a shard folder)."""
-    return bool(_shard_paths(filesystem, base))
+def is_shard_folder(filesystem: pafs.FileSystem, base: str, subfolders: list[str]) -> bool:
+    """Whether the folder is one of shards: .npz files at its top level and no `subfolders` (a
+    folder of class subfolders stays an image folder whatever else lies beside them)."""
+    return not subfolders and bool(_shard_paths(filesystem, base))
 
 
 def list_shards(root: str, filesystem: pafs.FileSystem, base: str, test_fraction: float) -> ImageFiles:
@@ -82,14 +86,24 @@ def list_shards(root: str, filesystem: pafs.FileSystem, base: str, test_fraction
                                    f"test_fraction={test_fraction}; add rows or test-*.npz shards")
         files_train, files_test = ordered_split(train, test_fraction)
     return ImageFiles(root, class_names, files_train, files_test, filesystem, base, bool(test),
-                      shards=len(shards))
+                      shard_places={shard.path: shard.images for shard in shards})
 
 
-def shard_class_names(root: str, filesystem: pafs.FileSystem, base: str) -> list[str]:
+def check_shard_folder(root: str, filesystem: pafs.FileSystem, base: str) -> None:
     """A quick check of a shard folder before anything starts: its shard names, and the first
-    training shard's arrays; its class names (the labels' numbers if it names none)."""
+    training shard's arrays (its classes are counted when every shard is read)."""
     train_paths, _ = split_shard_paths(root, filesystem, base)
-    return _class_names(root, [read_shard(filesystem, train_paths[0])])
+    read_shard(filesystem, train_paths[0])
+
+
+def check_streamable(files: ImageFiles) -> None:
+    """One line if the folder's shards cannot stream: a compressed shard would be decompressed whole
+    by every decoding task that needs one of its rows (blocks mix rows of every shard)."""
+    compressed = [path for path, place in (files.shard_places or {}).items() if place.offset is None]
+    if compressed:
+        raise ImageFolderError(f"{compressed[0]}: a compressed shard (numpy.savez_compressed; {len(compressed)} of "
+                               f"{len(files.shard_places or {})}) does not stream: store shards with numpy.savez, or "
+                               "read them whole with --data-loader memory")
 
 
 def split_shard_paths(root: str, filesystem: pafs.FileSystem, base: str) -> tuple[list[str], list[str]]:
@@ -126,21 +140,23 @@ def read_shard(filesystem: pafs.FileSystem, path: str) -> Shard:
     if names is not None and (names.ndim != 1 or names.dtype.kind != "U"):
         raise ImageFolderError(f"{path}: class_names has shape {names.shape} and dtype {names.dtype}; "
                                "expected a 1-D array of strings")
-    return Shard(path, image_shape, labels.astype(np.int64),
+    return Shard(path, images, image_shape, labels.astype(np.int64),
                  None if names is None else tuple(str(n) for n in names))
 
 
 def read_rows(filesystem: pafs.FileSystem, paths: Sequence[str], image_shape: tuple[int, int, int] | None = None,
-              image_size: tuple[int, int] | None = None, color_mode: str = "rgb") -> np.ndarray:
-    """The images at `paths` ("<shard>#<row>"), in that order, as uint8 (N, H, W, C); each shard is
-    opened once. Every image must have `image_shape` (default: the first shard's)."""
+              image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
+              places: Mapping[str, ArrayPlace] | None = None) -> np.ndarray:
+    """The images at `paths` ("<shard>#<row>"), in that order, as uint8 (N, H, W, C). Every image
+    must have `image_shape` (default: the first shard's). With `places` (the listing's), a stored
+    shard's rows are read without reading its zip directory again."""
     wanted: dict[str, list[tuple[int, int]]] = defaultdict(list)  # shard -> [(position, row)]
     for position, path in enumerate(paths):
         shard, row = split_row(path)
         wanted[shard].append((position, row))
     images: np.ndarray | None = None
-    for shard, places in wanted.items():
-        rows = _shard_rows(filesystem, shard, np.array([row for _, row in places]))
+    for shard, asked in wanted.items():
+        rows = _shard_rows(filesystem, shard, np.array([row for _, row in asked]), (places or {}).get(shard))
         shape = image_shape or rows.shape[1:]
         _check_image_settings(shard, rows.shape[1:], image_size, color_mode)
         if rows.shape[1:] != shape:
@@ -148,7 +164,7 @@ def read_rows(filesystem: pafs.FileSystem, paths: Sequence[str], image_shape: tu
                                    "images must have one shape")
         if images is None:
             images = np.empty((len(paths), *shape), np.uint8)
-        images[[position for position, _ in places]] = rows
+        images[[position for position, _ in asked]] = rows
     return images if images is not None else np.zeros((0, *(image_shape or (1, 1, 1))), np.uint8)
 
 
@@ -173,32 +189,47 @@ def array_place(handle: Any, archive: zipfile.ZipFile, member: str, path: str) -
         raise ImageFolderError(f"{path}: {member[:-4]} is {'an object array' if dtype.hasobject else 'in Fortran order'}; "
                                "save plain C-ordered arrays with numpy.savez")
     if info.compress_type != zipfile.ZIP_STORED:
-        return ArrayPlace(shape, dtype, None)
+        return ArrayPlace(shape, dtype, None, handle.size())
     handle.seek(info.header_offset)
     _, name_length, extra_length = ZIP_LOCAL_HEADER.unpack(handle.read(ZIP_LOCAL_HEADER.size))
-    return ArrayPlace(shape, dtype, info.header_offset + ZIP_LOCAL_HEADER.size + name_length + extra_length + header)
+    offset = info.header_offset + ZIP_LOCAL_HEADER.size + name_length + extra_length + header
+    return ArrayPlace(shape, dtype, offset, handle.size())
 
 
-def _shard_rows(filesystem: pafs.FileSystem, path: str, rows: np.ndarray) -> np.ndarray:
-    """Rows of one shard's images, in the order asked: contiguous runs read straight from the file
-    when the array is stored, else the array read whole."""
-    with _opened(filesystem, path) as (handle, archive):
-        place = array_place(handle, archive, IMAGES, path)
-        image_shape = _image_shape(place, path)
-        if len(rows) and (rows.min() < 0 or rows.max() >= place.shape[0]):
-            raise ImageFolderError(f"{path}: has {place.shape[0]} rows, row {rows.max()} was asked for: "
-                                   "the shard changed since it was listed")
-        if place.offset is None:
-            return _read_array(archive, IMAGES, path).reshape(-1, *image_shape)[rows]
-        row_bytes = int(np.prod(image_shape))
-        order = np.argsort(rows, kind="stable")
-        out = np.empty((len(rows), *image_shape), np.uint8)
-        for start, stop in _runs(rows[order]):
-            chunk = handle.read_at((stop - start) * row_bytes, place.offset + start * row_bytes)
-            block = np.frombuffer(chunk, np.uint8).reshape(stop - start, *image_shape)
-            picked = order[(rows[order] >= start) & (rows[order] < stop)]
-            out[picked] = block[rows[picked] - start]
+def _shard_rows(filesystem: pafs.FileSystem, path: str, rows: np.ndarray, place: ArrayPlace | None) -> np.ndarray:
+    """Rows of one shard's images, in the order asked: runs of nearby rows read straight from the
+    file when the array is stored (at `place` if the listing gave it), else the array read whole."""
+    if place is None or place.offset is None:
+        with _opened(filesystem, path) as (handle, archive):
+            place = array_place(handle, archive, IMAGES, path)
+            if place.offset is None:
+                _check_rows(path, place, rows)
+                return _read_array(archive, IMAGES, path).reshape(-1, *_image_shape(place, path))[rows]
+    _check_rows(path, place, rows)
+    image_shape = _image_shape(place, path)
+    row_bytes = int(np.prod(image_shape))
+    order = np.argsort(rows, kind="stable")
+    in_order = rows[order]
+    out = np.empty((len(rows), *image_shape), np.uint8)
+    try:
+        with filesystem.open_input_file(path) as handle:
+            if handle.size() != place.file_size:
+                raise ImageFolderError(f"{path}: {handle.size()} bytes, {place.file_size} when it was listed: the "
+                                       "shard changed since")
+            for start, stop in _runs(in_order):
+                chunk = handle.read_at((stop - start) * row_bytes, place.offset + start * row_bytes)
+                low, high = np.searchsorted(in_order, [start, stop])
+                picked = order[low:high]
+                out[picked] = np.frombuffer(chunk, np.uint8).reshape(stop - start, *image_shape)[rows[picked] - start]
+    except OSError as error:
+        raise ImageFolderError(f"{path}: cannot be read ({first_line(error)})") from None
     return out
+
+
+def _check_rows(path: str, place: ArrayPlace, rows: np.ndarray) -> None:
+    if len(rows) and (rows.min() < 0 or rows.max() >= place.shape[0]):
+        raise ImageFolderError(f"{path}: has {place.shape[0]} rows, row {rows.max()} was asked for: "
+                               "the shard changed since it was listed")
 
 
 def _runs(sorted_rows: np.ndarray) -> list[tuple[int, int]]:
@@ -226,7 +257,10 @@ def _opened(filesystem: pafs.FileSystem, path: str) -> Iterator[tuple[Any, zipfi
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:  # pyarrow's ArrowInvalid is a ValueError
             raise ImageFolderError(f"{path}: not a readable .npz file ({type(error).__name__}: "
                                    f"{first_line(error)})") from None
-        yield handle, archive
+        try:
+            yield handle, archive
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # a member that does not read back
+            raise ImageFolderError(f"{path}: a corrupt .npz file ({type(error).__name__}: {first_line(error)})") from None
 
 
 def _read_array(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:

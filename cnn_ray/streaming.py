@@ -44,7 +44,7 @@ import ray
 from cnn.config import TrainConfig
 from cnn.data import Dataset, DataSummary, folder_dataset, folder_evaluation_sets
 from cnn.image_folder import ImageFiles, ImageFolderError, decode, list_image_files, training_and_validation
-from cnn.npz_shards import read_rows
+from cnn.npz_shards import check_streamable, read_rows
 
 STREAMED = "train"  # the Ray Dataset's name for Ray Train (get_dataset_shard)
 READ_CONCURRENCY = 2  # decoding tasks at a time, per trial
@@ -54,6 +54,7 @@ BLOCK_FILES = (16, 512)  # the fewest and most files a decoding task decodes
 SHUFFLE_GROUP_FILES = 64  # files that stay together when an epoch reorders them (see Stream.dataset)
 SHUFFLE_BUFFER_IMAGES = 2048  # each worker's local shuffle buffer (images)
 MB = 2**20
+_ENDED = object()  # what next() gives at the end of a shard's batches
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class FolderReader:
         evaluation = folder_evaluation_sets(self.files, config)
         self.shape = evaluation.input_shape
         stream = streams(config, self.files, self.shape)
+        if stream:
+            check_streamable(self.files)
         self._arrays = evaluation if stream else folder_dataset(
             self.files, config.limit, config.test_limit, config.validation_fraction, config.image_size,
             config.color_mode)
@@ -141,7 +144,7 @@ class FolderReader:
         listed = ray.data.from_items([{"path": path, "label": label} for path, label in files],
                                      override_num_blocks=max(1, -(-len(files) // SHUFFLE_GROUP_FILES)))
         decoder = DecodeFiles(self.files.filesystem, config.image_size, config.color_mode, shape,
-                              npz_rows=bool(self.files.shards))
+                              shard_places=self.files.shard_places)
         return Stream(StreamSpec(tuple(self.files.class_names), shape, len(files)), listed, decoder)
 
 
@@ -161,7 +164,7 @@ class DecodeFiles:
     image_size: tuple[int, int] | None
     color_mode: str
     image_shape: tuple[int, int, int]
-    npz_rows: bool = False  # the "files" are rows of .npz shards, "<shard>#<row>" (cnn/npz_shards.py)
+    shard_places: dict[str, Any] | None = None  # rows of .npz shards, "<shard>#<row>": ImageFiles.shard_places
 
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # In a thread of its own at a lower priority: the task asked for no CPU and shares the
@@ -172,10 +175,11 @@ class DecodeFiles:
 
     def decode(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         labels = np.asarray(block["label"], np.int64)
-        if self.npz_rows:  # each shard opened once, only the block's rows read
+        if self.shard_places is not None:  # each shard opened once, only the block's rows read
             paths = [str(path) for path in block["path"]]
-            return {"image": read_rows(self.filesystem, paths, self.image_shape, self.image_size, self.color_mode),
-                    "label": labels}
+            images = read_rows(self.filesystem, paths, self.image_shape, self.image_size, self.color_mode,
+                               self.shard_places)
+            return {"image": images, "label": labels}
         images = np.empty((len(block["path"]), *self.image_shape), np.uint8)
         for i, path in enumerate(block["path"]):
             image = decode(self.filesystem, str(path), self.image_size, self.color_mode)
@@ -221,9 +225,9 @@ class ShardBatches:
         try:
             while True:
                 asked = time.perf_counter()
-                batch = next(batches, None)
+                batch = next(batches, _ENDED)
                 self.wait_seconds += time.perf_counter() - asked
-                if batch is None:
+                if batch is _ENDED:
                     return
                 yield batch
         except Exception as error:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from cnn.config import TrainConfig, field_help
 from cnn.data import DATA_DIR_SETTING, Dataset, absolute_dataset, load_for, names_a_folder
-from cnn.image_folder import class_folders
+from cnn.image_folder import quick_check
 from cnn.quiet_tensorflow import QUIET_SETTING, import_tensorflow
 
 RAY_ADDRESS_SETTING = "RAY_ADDRESS"
@@ -96,7 +96,7 @@ def check_folder(config: TrainConfig) -> None:
     """An image folder read on the cluster: what can be checked without listing its files, checked
     now, before Ray starts (the rest, when the cluster lists it: still before anything is written)."""
     try:
-        class_folders(config.dataset)
+        quick_check(config.dataset)
     except ValueError as error:
         fail(str(error))
 

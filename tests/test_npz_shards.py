@@ -8,10 +8,10 @@ import pytest
 
 from cnn.config import TrainConfig
 from cnn.data import load_dataset, load_for
-from cnn.image_folder import ImageFolderError, class_folders, list_image_files, read_images, training_and_validation
-from cnn.npz_shards import read_rows
+from cnn.image_folder import ImageFolderError, list_image_files, quick_check, read_images, training_and_validation
+from cnn.npz_shards import check_streamable, read_rows
 from cnn_ray.streaming import DecodeFiles
-from image_folders import write_shards
+from image_folders import write_class_folders, write_shards
 
 NAMES = np.array(["ant", "bee", "cat"])
 
@@ -50,7 +50,6 @@ def test_a_shard_folder_is_a_dataset_of_its_rows(shards):
     pool_labels = np.concatenate([data.y_train, data.y_val]).argmax(axis=1)
     assert [int(label) for label in pool_labels] == [int(labels[n]) for n in numbers]
     assert numbers[:10] != sorted(numbers[:10]), "rows are taken in the fixed mixed order, as files are"
-    assert class_folders(str(folder)) == list(NAMES)
 
 
 def test_limit_takes_rows_from_every_shard_and_no_test_shards_hold_out_a_share(tmp_path):
@@ -65,13 +64,50 @@ def test_limit_takes_rows_from_every_shard_and_no_test_shards_hold_out_a_share(t
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_rows_are_read_in_the_order_asked_across_shards(tmp_path, compressed):
-    """Stored shards are read by byte ranges (runs of nearby rows), compressed ones whole: the same pixels."""
+    """Stored shards are read by byte ranges (runs of nearby rows; with the listing's places or
+    without), compressed ones whole: the same pixels, rows asked twice included."""
     images = numbered_images(300, (4, 4, 3))
-    paths = write_shards(tmp_path / "s", images, np.zeros(300, np.int64), 3, compressed=compressed)
-    order = np.random.default_rng(1).permutation(300)[:150]
+    paths = write_shards(tmp_path / "s", images, np.arange(300) % 2, 3, compressed=compressed)
+    order = np.concatenate([np.random.default_rng(1).permutation(300)[:150], [7, 7, 299]])
     asked = [f"{paths[i // 100]}#{i % 100}" for i in order]
-    rows = read_rows(pafs.LocalFileSystem(), asked)
-    assert rows.shape == (150, 4, 4, 3) and np.array_equal(rows, images[order])
+    places = list_image_files(str(tmp_path / "s"), 0.2).shard_places
+    assert all((place.offset is None) == compressed for place in places.values())
+    for given in (None, places):
+        rows = read_rows(pafs.LocalFileSystem(), asked, places=given)
+        assert rows.shape == (153, 4, 4, 3) and np.array_equal(rows, images[order])
+
+
+def test_compressed_shards_are_read_whole_but_do_not_stream(tmp_path):
+    write_shards(tmp_path / "stored", numbered_images(20), np.arange(20) % 2, 2)
+    write_shards(tmp_path / "zipped", numbered_images(20), np.arange(20) % 2, 2, compressed=True)
+    check_streamable(list_image_files(str(tmp_path / "stored"), 0.2))
+    zipped = list_image_files(str(tmp_path / "zipped"), 0.2)
+    with pytest.raises(ImageFolderError, match=r"train-00000.npz: a compressed shard .*2 of 2.* --data-loader memory"):
+        check_streamable(zipped)
+    assert len(load_dataset(str(tmp_path / "zipped"), validation_fraction=0.0).x_train) == 16
+
+
+def test_a_shard_changed_since_its_listing_is_named(tmp_path):
+    paths = write_shards(tmp_path / "s", numbered_images(40), np.arange(40) % 2, 2)
+    places = list_image_files(str(tmp_path / "s"), 0.2).shard_places
+    np.savez(paths[1], x=numbered_images(5), y=np.arange(5) % 2)
+    with pytest.raises(ImageFolderError, match=r"train-00001.npz: \d+ bytes, \d+ when it was listed"):
+        read_rows(pafs.LocalFileSystem(), [f"{paths[1]}#15"], places=places)
+
+
+def test_the_quick_check_reads_one_shard_and_leaves_the_classes_to_the_listing(tmp_path):
+    """A first shard of one class passes the check before the job starts (shards sorted by class)."""
+    write_shards(tmp_path / "s", numbered_images(20), np.repeat([0, 1], 10), 2)
+    quick_check(str(tmp_path / "s"))
+    assert list_image_files(str(tmp_path / "s"), 0.2).class_names == ["0", "1"]
+
+
+def test_an_npz_beside_class_subfolders_leaves_an_image_folder_as_it_was(tmp_path):
+    folder = write_class_folders(tmp_path / "f", per_class=4)
+    np.savez(folder / "train-stats.npz", x=numbered_images(3), y=np.arange(3))
+    quick_check(str(folder))
+    files = list_image_files(str(folder), 0.25)
+    assert files.shard_places is None and "12 image files in 3 class folders" in files.describe()
 
 
 def test_the_stream_decodes_the_in_memory_loaders_rows(shards):
@@ -79,11 +115,11 @@ def test_the_stream_decodes_the_in_memory_loaders_rows(shards):
     files = list_image_files(str(folder), 0.2)
     train, _ = training_and_validation(files.train, None, 0.25)
     block = {"path": np.array([path for path, _ in train]), "label": np.array([label for _, label in train])}
-    decoded = DecodeFiles(files.filesystem, None, "rgb", (6, 5, 1), npz_rows=True)(block)
+    decoded = DecodeFiles(files.filesystem, None, "rgb", (6, 5, 1), shard_places=files.shard_places)(block)
     images, labels = read_images(files, train, None, "rgb")
     assert np.array_equal(decoded["image"], images) and np.array_equal(decoded["label"], labels)
     with pytest.raises(ImageFolderError, match=r"train-0000\d.npz: images of \(6, 5, 1\) among images of \(6, 6, 1\)"):
-        DecodeFiles(files.filesystem, None, "rgb", (6, 6, 1), npz_rows=True)(block)
+        DecodeFiles(files.filesystem, None, "rgb", (6, 6, 1), shard_places=files.shard_places)(block)
 
 
 def test_the_image_settings_are_refused_where_they_would_change_the_rows(shards):
@@ -133,7 +169,7 @@ def test_shards_that_disagree_or_are_misnamed_get_one_line(tmp_path):
     (folder / "train-00001.npz").unlink()
     np.savez(folder / "extra.npz", x=np.zeros((4, 3, 3), np.uint8), y=np.arange(4) % 2)
     with pytest.raises(ImageFolderError, match=r"extra.npz: a shard's name starts with train or test"):
-        class_folders(str(folder))
+        quick_check(str(folder))
     (folder / "extra.npz").write_bytes(b"not a zip")
     (folder / "extra.npz").rename(folder / "train-00002.npz")
     with pytest.raises(ImageFolderError, match=r"train-00002.npz: not a readable .npz file"):
