@@ -116,13 +116,20 @@ def list_image_files(root: str, test_fraction: float) -> ImageFiles:
         train, _ = ordered_split(_listed(filesystem, f"{base}/train", f"{root}/train", class_names), None)
         test, _ = ordered_split(_listed(filesystem, f"{base}/test", f"{root}/test", class_names), None)
         return ImageFiles(root, class_names, train, test, filesystem, f"{base}/train", True)
-    listed = _listed(filesystem, base, root, class_names)
-    held_out = int(round(len(listed) * test_fraction))
-    if held_out == 0 or held_out == len(listed):
-        raise ImageFolderError(f"{root}: {len(listed)} images cannot be split into train and test with "
-                               f"test_fraction={test_fraction}; add images or give train/ and test/ folders")
-    train, test = ordered_split(listed, test_fraction)
+    train, test = held_out_test(_listed(filesystem, base, root, class_names), test_fraction, root,
+                                "add images or give train/ and test/ folders")
     return ImageFiles(root, class_names, train, test, filesystem, base, False)
+
+
+def held_out_test(files: list[tuple[str, int]], test_fraction: float, root: str, remedy: str
+                  ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """ordered_split's (train, test) with `test_fraction` held out; one line (ending in `remedy`) if
+    that leaves either side empty."""
+    held_out = int(round(len(files) * test_fraction))
+    if held_out == 0 or held_out == len(files):
+        raise ImageFolderError(f"{root}: {len(files)} images cannot be split into train and test with "
+                               f"test_fraction={test_fraction}; {remedy}")
+    return ordered_split(files, test_fraction)
 
 
 def split_layout(filesystem: pafs.FileSystem, base: str) -> bool:

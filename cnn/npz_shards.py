@@ -11,8 +11,9 @@ their names. Every row is listed as "<shard>#<row>" with its label, so that an i
 machinery applies unchanged (cnn/image_folder.py: the fixed order, `limit`, the validation split;
 cnn_ray/streaming.py: blocks of rows decoded by Ray Data tasks). `read_rows` reads a block's rows
 opening each shard once: only those rows' bytes when the shard is stored uncompressed
-(numpy.savez), locally or from a bucket; the whole array when it is compressed
-(numpy.savez_compressed, which costs a full read per block: store shards uncompressed to stream).
+(numpy.savez), locally or from a bucket, at the places the listing found; the whole array when it
+is compressed (numpy.savez_compressed), which is why compressed shards are read into memory but do
+not stream (check_streamable: every block would decompress whole shards).
 Nothing is unpickled. All images must have one shape: `--image-size` and `--color-mode grayscale`
 are refused where they would change it (they apply to image files).
 """
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
-from cnn.image_folder import ImageFiles, ImageFolderError, first_line, ordered_split
+from cnn.image_folder import ImageFiles, ImageFolderError, first_line, held_out_test, ordered_split
 
 EXTENSION = ".npz"
 ROW_MARK = "#"  # "<shard>#<row>"
@@ -80,11 +81,7 @@ def list_shards(root: str, filesystem: pafs.FileSystem, base: str, test_fraction
         files_train, _ = ordered_split(train, None)
         files_test, _ = ordered_split(test, None)
     else:
-        held_out = int(round(len(train) * test_fraction))
-        if held_out == 0 or held_out == len(train):
-            raise ImageFolderError(f"{root}: {len(train)} rows cannot be split into train and test with "
-                                   f"test_fraction={test_fraction}; add rows or test-*.npz shards")
-        files_train, files_test = ordered_split(train, test_fraction)
+        files_train, files_test = held_out_test(train, test_fraction, root, "add rows or test-*.npz shards")
     return ImageFiles(root, class_names, files_train, files_test, filesystem, base, bool(test),
                       shard_places={shard.path: shard.images for shard in shards})
 
