@@ -15,6 +15,7 @@ import tensorflow as tf
 from cnn.config import TrainConfig
 from cnn.data import Dataset
 from cnn.keras_compat import keras, layers
+from cnn import epoch_end_stall
 from cnn.model import learning_rate_at
 from cnn.pipeline import BatchSource, streamed_training_dataset, training_dataset
 from cnn.replicas import ReplicaLayout
@@ -28,6 +29,8 @@ def run_epoch(model: keras.Model, strategy: tf.distribute.Strategy, data: Datase
     """Train epoch `epoch` (0-based) on this worker's shard, then evaluate validation and test
     (sharded by the strategy); the epoch's history row. The model was built in `strategy`'s scope.
     The shard comes from `data`'s arrays, or from `stream` (the streaming loader) when given."""
+    epoch_end_stall.install()  # the strategy's per-device pipelines without autotuning's wait
+
     def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
         layout = ReplicaLayout(context.num_input_pipelines,
                                context.num_replicas_in_sync // context.num_input_pipelines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -10,9 +11,14 @@ import tensorflow as tf
 
 from cnn.augment import SEED_STRIDE, augment_batch
 from cnn.config import TrainConfig
+from cnn.epoch_end_stall import without_autotune
 from cnn.replicas import ReplicaLayout
 
-AUTOTUNE = tf.data.AUTOTUNE
+# Fixed, not tf.data.AUTOTUNE: autotuning's thread made epochs end in a wait of up to 60 s
+# (cnn/epoch_end_stall.py). Batches scaled and augmented at once (each call is a whole batch; the
+# cap bounds the memory in flight on many-core nodes), and batches made ready ahead of the step.
+PARALLEL_BATCHES = max(1, min(4, os.cpu_count() or 1))
+PREFETCH_BATCHES = 2
 
 
 def unit_float(images: tf.Tensor) -> tf.Tensor:
@@ -81,10 +87,10 @@ def _scaled_and_augmented(dataset: tf.data.Dataset, seed: int, config: TrainConf
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
             lambda images_labels, pair: (augment_batch(unit_float(images_labels[0]), pair, config),
                                          images_labels[1]),
-            num_parallel_calls=AUTOTUNE)
+            num_parallel_calls=PARALLEL_BATCHES)
     else:
-        dataset = dataset.map(lambda images, labels: (unit_float(images), labels), num_parallel_calls=AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE)
+        dataset = dataset.map(lambda images, labels: (unit_float(images), labels), num_parallel_calls=PARALLEL_BATCHES)
+    return without_autotune(dataset.prefetch(PREFETCH_BATCHES))
 
 
 # Evaluation batches: evaluation keeps no activations for a gradient, so bigger batches cost the
@@ -107,7 +113,7 @@ def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, workers: i
     # as compact as the arrays and scaled after the cache.
     batch = evaluation_batch_size(batch_size, len(x), workers)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().map(
-        lambda images, labels: (unit_float(images), labels), num_parallel_calls=AUTOTUNE)
+        lambda images, labels: (unit_float(images), labels), num_parallel_calls=PARALLEL_BATCHES)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options).prefetch(AUTOTUNE)
+    return without_autotune(dataset.with_options(options).prefetch(PREFETCH_BATCHES))
