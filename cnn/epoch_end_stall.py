@@ -6,11 +6,20 @@ and destroys it when fit returns. The strategy feeds the model through a MultiDe
 worker's pipeline (cnn.pipeline) on the host, and one small pipeline per device (a generator
 that takes the host's batches, then a prefetch). Each of these is a tf.data "root" iterator, and
 with autotuning on (tf.data's default) each runs a model thread that sleeps between
-optimisations for a period that doubles up to 60 s. Destroying the iterator waits for that
-thread to wake (gdb: `RootDataset::Iterator::~Iterator` joining the thread parked in
-`Model::OptimizeLoop`), with the CPU idle: up to the iterator's age, at most 60 s, at the end of
-a random share of epochs. Seen here: 8-22 s after the last step of 6,400-image epochs, and full
-CIFAR-10 epochs that took about 155 s where others took 105 s.
+optimisations for a period that doubles from 10 ms up to 60 s. Destroying the iterator waits
+for that thread to end (gdb: `RootDataset::Iterator::~Iterator` joining the thread parked in
+`Model::OptimizeLoop`), with the CPU idle: up to the current period, at most 60 s, at the end of
+a random share of epochs. Seen here: 8-22 s after the last step of 3,200- and 6,400-image
+epochs; full CIFAR-10 epochs of about 155 s where others took 105 s fit the same cause (not
+measured on that run).
+
+Why the thread does not wake at once (read in TensorFlow's C++ source, a recent copy: the
+installed wheel holds only the binary; not reproduced in isolation): the destructor cancels the
+iterator's CancellationManager, whose callback notifies the autotuner's condition variable, but
+`StartCancelWithStatus` runs its callbacks before it marks itself cancelled, so the woken thread
+can find `IsCancelled()` still false and go back to sleep for the rest of its period, with no
+second notification to come. (An older `_create_device_dataset` turned autotuning off for the
+per-device pipelines itself; that line is gone.)
 
 The fix: no autotuning in either kind of root. The host pipelines say so in their options
 (cnn.pipeline.without_autotune, with fixed parallelism and prefetch instead of AUTOTUNE). The
