@@ -13,7 +13,9 @@ from cnn.config import TrainConfig
 from cnn.pipeline import evaluation_dataset, streamed_training_dataset, training_dataset
 
 
-class TwoBatches:
+class ZeroBatches:
+    """A stream of `count` all-zero batches (cnn.pipeline.BatchSource)."""
+
     image_shape = (8, 8, 3)
     num_classes = 3
 
@@ -33,7 +35,7 @@ def test_every_host_pipeline_turns_autotuning_off(augment: bool) -> None:
     x, y = arrays()
     config = TrainConfig(batch_size=16, augment=augment)
     pipelines = [training_dataset(x, y, config, epoch=0),
-                 streamed_training_dataset(TwoBatches(), config, epoch=0, steps=2),
+                 streamed_training_dataset(ZeroBatches(), config, epoch=0, steps=2),
                  evaluation_dataset(x, y, 16)]
     for dataset in pipelines:
         assert dataset.options().autotune.enabled is False
@@ -68,7 +70,7 @@ def test_the_strategys_per_device_pipelines_run_without_autotuning(monkeypatch: 
     epoch_end_stall.install()  # twice: wrapped once
     assert epoch_end_stall.installed()
     wrapped = multi_device_iterator_ops._create_device_dataset
-    assert not getattr(wrapped.__wrapped__, "_cnn_sweep_without_autotune", False)
+    assert not getattr(wrapped.__wrapped__, epoch_end_stall._INSTALLED_MARK, False)
     built = per_device_pipelines(monkeypatch, wrapped)
     assert all(dataset.options().autotune.enabled is False for dataset in built)
 
