@@ -22,6 +22,9 @@ DATA_LOADERS = ("auto", "memory", "stream")
 AUGMENT_RANGES = ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom")
 
 
+NO_TARGET = 1.0  # target_accuracy that never stops a run: every epoch runs (the confirm stage, the final model)
+
+
 def _knob(default: Any, help: str, low: float | None = None, high: float | None = None,
           high_open: bool = False, choices: tuple[str, ...] | None = None) -> Any:
     """A config field carrying its help text and allowed range as metadata."""
@@ -66,7 +69,7 @@ class TrainConfig:
         "constant", "constant (the original study), or cosine: decay per step from learning_rate to "
         "1% of it at the last of `epochs` epochs", choices=LR_SCHEDULES)
     target_accuracy: float = _knob(
-        0.995, "stop once training accuracy reaches this (the original study's callback)",
+        0.995, "stop once training accuracy reaches this (the original study's callback); 1 never stops",
         low=0.0, high=1.0)
     seed: int = _knob(0, "seed for weight init, shuffling and augmentation", low=0)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from cnn.config import TrainConfig
+from cnn.config import NO_TARGET, TrainConfig
 from cnn.data import Dataset
 from cnn.keras_compat import keras, layers
 from cnn import epoch_end_stall
@@ -86,7 +86,7 @@ def stop_reason(metrics: dict[str, Any], config: TrainConfig) -> str:
     """Why training stops after this epoch's row, or "" to go on."""
     if not math.isfinite(metrics["train_loss"]):
         return STOP_DIVERGED
-    if metrics["train_accuracy"] >= config.target_accuracy:
+    if config.target_accuracy < NO_TARGET and metrics["train_accuracy"] >= config.target_accuracy:
         return STOP_TARGET
     if metrics["epoch"] >= config.epochs:
         return STOP_MAX_EPOCHS

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from cnn.config import TrainConfig, is_number
+from cnn.config import NO_TARGET, TrainConfig, is_number
 from cnn.replicas import WorkerResources
 from cnn.search_space import SearchSpace, SearchSpaceError
 
@@ -148,10 +148,17 @@ class SweepSettings:
         """The settings of the confirm stage's trials: the same space (ties and fixed values apply
         alike), confirm_epochs epochs each under FIFO, no confirm or final stage of its own. Its
         trials' samples carry their replicate index (cnn_ray.confirm), so its own `seeds` stays 1:
-        the search's rules for seeds (cnn_ray.tuner's Repeater) do not apply to it."""
+        the search's rules for seeds (cnn_ray.tuner's Repeater) do not apply to it. No target accuracy
+        stops them either: every replicate trains all its epochs, so that its epoch is chosen on
+        validation over the same span as its siblings'."""
         epochs = self.confirm_epochs or self.base.epochs
-        return self.replace(base=self.base.replace(epochs=epochs), scheduler="fifo", seeds=1,
+        return self.replace(base=self.base.replace(epochs=epochs, target_accuracy=NO_TARGET), scheduler="fifo", seeds=1,
                             grace_period=min(self.grace_period, epochs), confirm_top=0, final=False)
+
+    def final_config(self, sample: dict[str, Any], epochs: int) -> TrainConfig:
+        """The final model's config: the chosen configuration's, for exactly `epochs` epochs (the
+        confirm stage's choice; no target accuracy cuts them short, as none cut the confirm stage's)."""
+        return self.trial_config(sample).replace(epochs=epochs, target_accuracy=NO_TARGET)
 
     def confirm_replicate(self, index: int) -> int:
         """The replicate index (REPLICATE_KEY) of a confirm trial's index-th seed: after the search's

@@ -70,7 +70,7 @@ def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str
         print(f"== final model: already exported at {final_model_path(experiment)}", flush=True)
         return final_model_path(experiment)
     chosen, sample, epochs = choose(plan)
-    config = plan.settings.trial_config(sample).replace(epochs=epochs)
+    config = plan.settings.final_config(sample, epochs)
     trained, ref, stream = final_data(data)
     print(f"== final model: configuration {chosen['config_id']} ({chosen['stage']} stage, mean validation accuracy "
           f"{100 * chosen['val_accuracy_mean']:.2f}% over {int(chosen['n'])} seed(s)), trained for {epochs} epochs on "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cnn.config import TrainConfig
+from cnn.config import NO_TARGET, TrainConfig
 from cnn.epoch import stop_reason
 from cnn.checkpoint_state import STOP_DIVERGED, STOP_MAX_EPOCHS, STOP_TARGET
 
@@ -19,3 +19,10 @@ CONFIG = TrainConfig(epochs=10, target_accuracy=0.995)
 ])
 def test_stop_reason(epoch, loss, accuracy, expected):
     assert stop_reason({"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy}, CONFIG) == expected
+
+
+def test_a_target_of_1_never_stops_a_run_early():
+    """NO_TARGET (the confirm stage, the final model): a perfect epoch goes on to the last epoch."""
+    config = CONFIG.replace(target_accuracy=NO_TARGET)
+    assert stop_reason({"epoch": 3, "train_loss": 0.001, "train_accuracy": 1.0}, config) == ""
+    assert stop_reason({"epoch": 10, "train_loss": 0.001, "train_accuracy": 1.0}, config) == STOP_MAX_EPOCHS

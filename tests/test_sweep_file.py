@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from cnn.config import NO_TARGET
 from cnn.sweep_settings import REPLICATE_KEY
 from cnn.sweep_file import PRESETS, PRESETS_DIR, SweepFileError, dump_sweep, load_sweep_file, preset_names
 
@@ -143,10 +144,15 @@ def test_the_confirm_stage_trains_fresh_seeds_for_its_epochs_under_fifo(tmp_path
     assert (settings.confirm_top, settings.confirm_seeds, settings.confirm_epochs) == (3, 5, 4)
     stage = settings.confirm_stage()
     assert (stage.base.epochs, stage.scheduler, stage.confirm_top) == (4, "fifo", 0)
+    # No early stop of any kind: no scheduler, and no target accuracy (the search's 0.995 stays its own).
+    assert (settings.base.target_accuracy, stage.base.target_accuracy) == (0.995, NO_TARGET)
     # The search trained seeds 0 and 1 (train.seed 0, two seeds); the confirm stage the next five.
     sample = {"learning_rate": 1e-3, "dense_units": 128}
     seeds = [stage.trial_config({**sample, REPLICATE_KEY: settings.confirm_replicate(i)}).seed for i in range(5)]
     assert seeds == [2, 3, 4, 5, 6]
+    # The final model trains the chosen configuration for exactly the epochs the confirm stage chose.
+    final = settings.final_config({**sample, "dense_units": 64}, epochs=7)
+    assert (final.epochs, final.target_accuracy, final.dense_units, final.seed) == (7, NO_TARGET, 64, 0)
     assert "confirm: {top: 3, seeds: 5, epochs: 4}" in dump_sweep(settings)
     assert load_sweep_file(write(tmp_path, dump_sweep(settings), "again.yaml")) == settings
     assert settings_for(["--config", str(write(tmp_path, MY_SWEEP))]).confirm_top == 0, "no confirm stage unless asked"
