@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +109,7 @@ def read_npz(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
             if key is None:
                 fail(f"{path}: holds {', '.join(keys) or 'no arrays'}; name the images x, x_test or images")
             images = archive[key]
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # a damaged zip raises the last two
         fail(f"{path}: not an .npz (zip) of arrays that can be read ({type(error).__name__}: {error})")
     if images.ndim == 3 and shape[2] == 1:
         images = images[..., None]

@@ -83,6 +83,8 @@ def test_cnn_predict_classifies_image_files_and_an_npz(exported, tmp_path):
     ("not an image", "not an image that can be read"),
     ("not a model", "not a model folder (it needs model_card.json and model.keras)"),
     ("npz of the wrong shape", "x has shape (2, 32, 32, 3); the model takes (N, 28, 28, 1)"),
+    ("truncated npz", "not an .npz (zip) of arrays that can be read"),
+    ("corrupt npz", "not an .npz (zip) of arrays that can be read"),
     ("missing file", "no such file"),
 ])
 def test_bad_input_gets_one_line_and_exit_status_2(exported, tmp_path, case, says):
@@ -100,6 +102,15 @@ def test_bad_input_gets_one_line_and_exit_status_2(exported, tmp_path, case, say
     elif case == "npz of the wrong shape":
         target = tmp_path / "input.npz"
         np.savez(target, x=np.zeros((2, 32, 32, 3), dtype=np.uint8))
+    elif case in ("truncated npz", "corrupt npz"):
+        target = tmp_path / "input.npz"
+        np.savez_compressed(target, x=np.random.default_rng(0).integers(0, 255, (4, 28, 28), dtype=np.uint8))
+        whole = bytearray(target.read_bytes())
+        if case == "truncated npz":
+            del whole[len(whole) // 2:]
+        else:  # a flipped byte in the middle of the compressed array
+            whole[len(whole) // 2] ^= 0xFF
+        target.write_bytes(bytes(whole))
     done = predict(model, str(target), "--out", str(tmp_path / "p.csv"))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], done.stderr
