@@ -17,7 +17,7 @@ from cnn.sweep_results import SWEPT_KEYS
 
 from analysis import page, plots
 from analysis.page import Section
-from analysis.results import Experiment, augment_strength, seed_text
+from analysis.results import Experiment, augment_strength, seed_text, single_trials_note
 
 TITLE = "8. The augmentation effect"
 # What else must be equal for an off/on pair to differ in augmentation only.
@@ -113,7 +113,9 @@ def section(experiment: Experiment, out: Path, context: str, evidence: Sequence[
           r["best_trial"] or "–", page.pct(r["best_val_accuracy"]), page.pct(r["best_test_accuracy"]),
           page.points(r["mean_final_gap"]), page.pct(r["best_val_at_common_epoch"]),
           page.pct(r["its_test_at_common_epoch"])] for r in summary], table_id="augmentation-summary"))
-    parts.append(page.paragraph(_verdict(summary, common, seed_text(experiment.trials)), css="conclusion"))
+    verdict = _verdict(summary, common, seed_text(experiment.trials))
+    parts.append(page.paragraph(verdict + single_trials_note(experiment.trials),
+                                css="conclusion"))
     if matched:
         parts.append(page.heading("Pairs that differ in augmentation only"))
         parts.append(page.table(

@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from analysis import page, plots
 from analysis.checkpoints import LoadedModel, kernel_weights
 from analysis.page import Section
-from analysis.results import augment_strength, augmentation_label, seed_text
+from analysis.results import augment_strength, augmentation_label, seed_text, single_trials_note
 
 MAX_LEVELS = 6            # more L2 strengths than this in one group (random search): a spread of them
 OTHER_KNOBS = ("l2_dense", "dropout_conv", "dropout_dense")
@@ -127,7 +127,8 @@ def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, con
     for group in groups:
         kernels = {t: kernel_weights(models[t].model) for t in group.trials["trial_id"]
                    if t in models and models[t].model is not None}
-        parts += group_parts(group, column, kernels, models, out, context, seed_text(trials))
+        parts += group_parts(group, column, kernels, models, out, context, seed_text(trials),
+                             single_trials_note(trials))
         rows += study_rows(group, column, kernels)
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "l2_study.csv", index=False)
@@ -147,7 +148,7 @@ def section(trials: pd.DataFrame, models: dict[str, LoadedModel], out: Path, con
 
 
 def group_parts(group: L2Group, column: str, kernels: dict[str, dict[str, np.ndarray]],
-                models: dict[str, LoadedModel], out: Path, context: str, seeds: str) -> list[Any]:
+                models: dict[str, LoadedModel], out: Path, context: str, seeds: str, caveat: str) -> list[Any]:
     trials = group.trials
     ids = trials["trial_id"].tolist()
     parts: list[Any] = [page.heading(f"{group.setting.capitalize()}: {len(trials)} L2 strengths")]
@@ -166,7 +167,7 @@ def group_parts(group: L2Group, column: str, kernels: dict[str, dict[str, np.nda
     complete = len(kernels) == len(ids)
     norms = [total_norm(kernels[t]) for t in ids] if complete else None
     tag = _slug(group.setting)
-    parts.append(page.paragraph(conclusion(group, column, norms, seeds), css="conclusion"))
+    parts.append(page.paragraph(conclusion(group, column, norms, seeds) + caveat, css="conclusion"))
     if kernels:
         labels = {t: f"L2 = {v:g}" for t, v in zip(ids, trials[column])}
         parts.append(page.figure(plot_histograms(kernels, labels, group.setting, tag, out),

@@ -217,6 +217,16 @@ def seed_text(trials: pd.DataFrame) -> str:
     return f"seeds {', '.join(map(str, found))}"
 
 
+def single_trials_note(trials: pd.DataFrame) -> str:
+    """The sentence that ends a trial-by-trial comparison: its figures are single trials (the best
+    seed of a setting when configurations were replicated), so it says nothing about seed noise
+    (the seed replicates' comparison, when the sweep has one, opens the section)."""
+    replicated = "config_id" in trials.columns and bool(trials["config_id"].dropna().duplicated().any())
+    what = ("single trials, each the best of its setting's seeds, not means over them" if replicated
+            else "single trials, one run per setting")
+    return f" These figures are {what}: their differences are not tested against seed-to-seed noise."
+
+
 def context_line(experiment: Experiment) -> str:
     """What every figure rests on: dataset, epochs, trials and seeds."""
     dataset = experiment.sweep.get("dataset") or {}

@@ -13,6 +13,7 @@ from analysis import build_report, page, plots
 from analysis.effects import edge_position
 from analysis.l2_study import L2Group, conclusion, trend
 from analysis.leaderboard import tie_note
+from analysis.results import single_trials_note
 from analysis_fixtures import (SCRIPT, SCRIPT_ID, TRIALS, broken_best_copy, replicated_copy, browser_check, build_tiny_experiment,
                                install_chromium, messy_copy, screenshot)
 
@@ -156,6 +157,9 @@ def test_seed_replicates_are_weighed_with_intervals_and_welch_tests(experiment, 
     assert "augmentation strength 1 against augmentation off" in html and "not larger than seed-to-seed noise" in html
     # The trial-by-trial sections keep to the search stage: its 3 trials in the L2 study's table.
     assert len(pd.read_csv(replicated / "analysis" / "l2_study.csv")) == 2
+    # ... and their sentences say they are single runs, untested against seed noise (one in each study).
+    assert html.count("single trials, one run per setting: their differences are not tested against "
+                      "seed-to-seed noise.") == 2
 
 
 def test_unloadable_best_checkpoint_is_reported_through_a_uri(experiment, data_dir, tmp_path):
@@ -183,6 +187,14 @@ def test_zero_sits_left_of_the_log_axis():
     x, zero_at = plots.log_positions(np.array([0.0, 1e-4, 1e-2]))
     assert zero_at == pytest.approx(1e-4 / 10 ** 1.5) and x.tolist() == pytest.approx([zero_at, 1e-4, 1e-2])
     assert plots.log_positions(np.array([0.0, 0.0]))[1] is None
+
+
+def test_a_trial_by_trial_comparison_says_its_figures_are_single_trials():
+    one_seed = pd.DataFrame({"trial_id": ["a", "b"], "config_id": ["c1", "c2"]})
+    assert "single trials, one run per setting: their differences are not tested" in single_trials_note(one_seed)
+    assert "one run per setting" in single_trials_note(one_seed.drop(columns="config_id"))  # trials.csv before seeds
+    replicated = pd.DataFrame({"trial_id": ["a", "b", "c"], "config_id": ["c1", "c1", "c2"]})
+    assert "each the best of its setting's seeds, not means over them" in single_trials_note(replicated)
 
 
 def test_l2_conclusion_follows_the_numbers():
