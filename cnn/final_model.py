@@ -55,11 +55,13 @@ def training_plus_validation(data: Dataset) -> Dataset:
 
 
 def model_card(*, config: dict[str, Any], data: DataSummary, folded_validation: int, dataset_sha256: str | None,
-               chosen: dict[str, Any],
+               chosen: dict[str, Any], ranking: str,
                final_test_accuracy: float, epochs_run: int, experiment: str, git_commit: str,
                packages: dict[str, str]) -> dict[str, Any]:
     """model_card.json: `data` as trained on (its training images include the validation images),
-    `folded_validation` the validation images among them; `chosen` the configuration's configs.csv row."""
+    `folded_validation` the validation images among them; `chosen` the configuration's configs.csv row;
+    `ranking` whether it won its stage or ranks first among configurations tied within their intervals
+    (analysis.evidence.ranking_verdict's sentence)."""
     return {
         "model": "the original study's CNN (cnn/model.py), tf_keras",
         "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR},
@@ -74,6 +76,7 @@ def model_card(*, config: dict[str, Any], data: DataSummary, folded_validation: 
         "chosen_configuration": {
             "config_id": chosen["config_id"], "stage": chosen["stage"], "replicates": int(chosen["n"]),
             "how": "first by mean validation accuracy in this stage (cnn/final_model.py)",
+            "ranking": ranking,
             "val_accuracy_mean": _number(chosen["val_accuracy_mean"]),
             "test_accuracy_mean": _number(chosen["test_accuracy_mean"]),
             "test_accuracy_ci95": [_number(chosen["test_accuracy_ci_low"]), _number(chosen["test_accuracy_ci_high"])],

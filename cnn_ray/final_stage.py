@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import ray
 
 from analysis.configs import config_table, scored
-from analysis.evidence import stage_rows
+from analysis.evidence import ranking_verdict, stage_rows
 from cnn.data import Dataset, DataSummary, names_a_folder, resolve_dataset, sha256_of
 from cnn.final_model import (FINAL_MODEL_DIR, FINAL_RUN_DIR, MODEL_CARD, final_epochs, folded_summary, model_card,
                              training_plus_validation)
@@ -41,8 +41,9 @@ def exported(experiment: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
-def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
-    """The configuration to train (its configs.csv row), its sample, and the epochs to train it for."""
+def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int, str]:
+    """The configuration to train (its configs.csv row), its sample, the epochs to train it for, and
+    the ranking's verdict (a winner, or the first of configurations tied within their intervals)."""
     settings, experiment = plan.settings, plan.experiment_path
     trials, _, samples = stage_trials(experiment, settings, STAGE_SEARCH)
     if settings.confirm_top and ray.tune.Tuner.can_restore(f"{experiment}/{CONFIRM_DIR}"):
@@ -51,16 +52,17 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int]:
         trials, samples = trials + confirm_trials, {**samples, **confirm_samples}
     frame = pd.DataFrame(trials)
     table = config_table(frame, knob_columns(settings.space.knobs))
-    ranked = stage_rows(table, STAGE_CONFIRM)  # the confirm stage's evidence, unless none of it has a result
-    if ranked.empty:
-        ranked = stage_rows(table, STAGE_SEARCH)
+    # The confirm stage's evidence, unless none of it has a result.
+    stage = STAGE_CONFIRM if not stage_rows(table, STAGE_CONFIRM).empty else STAGE_SEARCH
+    ranked = stage_rows(table, stage)
     if ranked.empty:
         raise ValueError("no configuration has a result: nothing to train a final model of")
     chosen = ranked.iloc[0]
     by_config = samples_by_config(samples.values())
     ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
     counted = scored(frame[frame["trial_id"].isin(ids)])  # as configs.csv's n: failed replicates left out
-    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"]))
+    verdict, _ = ranking_verdict(table, stage, lambda row: f"configuration {row['config_id']}")
+    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"])), verdict
 
 
 def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str:
@@ -69,7 +71,7 @@ def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str
     if exported(experiment):
         print(f"== final model: already exported at {final_model_path(experiment)}", flush=True)
         return final_model_path(experiment)
-    chosen, sample, epochs = choose(plan)
+    chosen, sample, epochs, verdict = choose(plan)
     config = plan.settings.final_config(sample, epochs)
     trained, ref, stream = final_data(data)
     print(f"== final model: configuration {chosen['config_id']} ({chosen['stage']} stage, mean validation accuracy "
@@ -85,7 +87,7 @@ def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str
     checkpoint, state = max(states, key=lambda s: s[1].epochs_done)
     card = model_card(config=state.config or config.to_dict(), data=trained, folded_validation=data.summary.validation,
                       dataset_sha256=dataset_sha256(config.dataset, data_dir),
-                      chosen=chosen.to_dict(), final_test_accuracy=state.history[-1]["test_accuracy"],
+                      chosen=chosen.to_dict(), ranking=verdict, final_test_accuracy=state.history[-1]["test_accuracy"],
                       epochs_run=state.epochs_done, experiment=experiment, git_commit=git_commit(),
                       packages=package_versions())
     return _export(checkpoint, card, final_model_path(experiment))

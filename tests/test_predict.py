@@ -29,6 +29,8 @@ def exported(tmp_path_factory, data_dir):
     chosen = {"config_id": "abc12345", "stage": "confirm", "n": 3, "val_accuracy_mean": 0.9,
               "test_accuracy_mean": 0.89, "test_accuracy_ci_low": 0.88, "test_accuracy_ci_high": float("nan")}
     card = model_card(config=CONFIG.to_dict(), data=data.summary(), folded_validation=30, dataset_sha256="feed", chosen=chosen,
+                      ranking="No winner: configuration abc12345 ranks first but is tied with configuration def67890; "
+                              "their validation intervals overlap, so seed-to-seed noise could reorder them.",
                       final_test_accuracy=0.5, epochs_run=1, experiment="/x", git_commit="test", packages={})
     folder = export_model(model, tmp_path_factory.mktemp("final") / "final_model", card)
     return folder, model, data
@@ -49,6 +51,7 @@ def test_the_export_is_whole_and_both_formats_give_the_same_probabilities(export
     assert card["input"]["shape"] == [28, 28, 1] and card["input"]["class_names"] == [str(d) for d in range(10)]
     assert card["dataset"]["trained_on"] == "300 images: 270 training + 30 validation"  # validation folded in
     assert card["chosen_configuration"]["test_accuracy_ci95"] == [0.88, None]
+    assert card["chosen_configuration"]["ranking"].startswith("No winner: configuration abc12345 ranks first")
     served = tf.saved_model.load(str(folder / SAVED_MODEL_DIR))
     images = unit_float(data.x_test[:8])
     expected = model.predict(images, verbose=0)

@@ -69,6 +69,7 @@ def test_smoke_preset_runs_the_whole_path_and_a_diverging_trial_is_recorded(data
     assert f"final model: {final}" in done.stdout
     card = json.loads((final / "model_card.json").read_text())
     assert card["chosen_configuration"]["config_id"] == healthy.config_id and card["config"]["l2_conv"] == 0
+    assert card["chosen_configuration"]["ranking"] == f"Only one configuration has a result: configuration {healthy.config_id}."
     assert card["epochs_run"] == healthy.best_epoch and card["dataset"]["trained_on"] == "1200 images: 1080 training + 120 validation"
     assert 0 <= card["final_model_test_accuracy"] <= 1 and card["dataset"]["source"].startswith(str(digits))
     assert card["input"]["class_names"] == sorted(DIGIT_NAMES) and card["input"]["shape"] == [28, 28, 1]
