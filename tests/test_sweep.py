@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 
 import numpy as np
 import pandas as pd
@@ -159,7 +161,8 @@ def check_quiet_console(console: str, epochs: pd.DataFrame, diverged_trial: str)
 
 # A TPE sweep with the L2 = 0 baseline outside its log domain: the searcher's saved state (Optuna's
 # study and sampler, the baselines wrapper, the concurrency limiter) is what --resume must restore.
-# Then a confirm stage: the best configuration and the baseline, each twice with fresh seeds.
+# Then a confirm stage: the best configuration and the baseline, each twice with fresh seeds; then
+# the final model of the confirm stage's first, from the .npz (so its card has the file's checksum).
 RESUMABLE_TPE = """\
 train: {dataset: mnist, limit: 1200, test_limit: 500, epochs: 2, batch_size: 64, bn_momentum: 0.9,
         horizontal_flip: false}
@@ -172,6 +175,7 @@ baselines:
 scheduler: {name: fifo}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
 confirm: {top: 1, seeds: 2, epochs: 1}
+final: true
 """
 
 
@@ -234,6 +238,19 @@ def test_killed_driver_then_resume_does_not_rerun_finished_trials(data_dir, tmp_
         assert after == checkpoints, f"finished trial {trial} was trained again"
     times = read_trial_times(str(experiment))  # the resumed sweep kept the first run's trial times
     assert all(min(times[trial]["starts"]) < resumed_at and times[trial]["ends"] for trial in finished)
+    # The final model: the confirm stage's first configuration, its interval and ranking on the card.
+    card = json.loads((experiment / "final_model" / "model_card.json").read_text())
+    first = configs[configs.stage == "confirm"].iloc[0]
+    chosen_card = card["chosen_configuration"]
+    assert (chosen_card["config_id"], chosen_card["stage"], chosen_card["replicates"]) == (first.config_id, "confirm", 2)
+    assert chosen_card["test_accuracy_ci95"] == pytest.approx([first.test_accuracy_ci_low, first.test_accuracy_ci_high])
+    assert chosen_card["ranking"].startswith((f"configuration {first.config_id} wins", "No winner: configuration "
+                                              f"{first.config_id} ranks first"))
+    assert card["epochs_run"] == 1 and card["dataset"]["trained_on"] == "1200 images: 1080 training + 120 validation"
+    assert card["dataset"]["sha256"] == hashlib.sha256((data_dir / "mnist.npz").read_bytes()).hexdigest()
+    assert re.fullmatch(r"[0-9a-f]{40}( \(with uncommitted changes\))?", card["git_commit"]), card["git_commit"]
+    assert card["packages"]["tensorflow"] == metadata.version("tensorflow") != "not installed"
+    assert card["packages"]["ray"] == metadata.version("ray")
 
 
 def _trials_in_saved_state(experiment) -> int:
