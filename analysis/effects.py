@@ -51,7 +51,9 @@ def edge_warning(name: str, label: str, values: pd.Series, best: pd.Series) -> H
     return page.warning(text)
 
 
-def section(experiment: Experiment, out: Path, context: str) -> Section:
+def section(experiment: Experiment, out: Path, context: str, confirm_replicated: bool = False) -> Section:
+    """`experiment`: the search stage's trials; `confirm_replicated`: a confirm stage replicated some
+    configurations (its intervals are elsewhere; the captions say so when the search has none)."""
     trials = experiment.trials
     best = best_trial(trials)
     parts: list[Any] = [page.paragraph(
@@ -68,7 +70,9 @@ def section(experiment: Experiment, out: Path, context: str) -> Section:
             parts.append(edge_warning(knob.name, knob.label, trials[knob.name], best) or "")
         png = plot_effect(trials, knob, best, out, knobs, replicated)
         means = (" Black bars: each configuration's mean over its seeds with its 95% confidence interval "
-                 "(Student's t)." if len(replicated) else "")
+                 "(Student's t)." if len(replicated) else
+                 " The search trained one seed per configuration, so there are no error bars here; the confirm "
+                 "stage's means and intervals are in the configurations table." if confirm_replicated else "")
         parts.append(page.figure(png, f"best validation accuracy against {knob.label}",
                                  f"Best validation accuracy of every trial against {knob.label}; the star marks the "
                                  f"best trial.{means}", context))

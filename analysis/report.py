@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnn.devices import enable_memory_growth
-from cnn.sweep_results import EPOCHS_CSV, TRIALS_CSV, knob_columns, write_text
+from cnn.sweep_results import EPOCHS_CSV, STAGE_CONFIRM, TRIALS_CSV, knob_columns, write_text
 
 from analysis import (augmentation, curves, effects, feature_maps, l2_study, leaderboard, page, predictions,
                       storage, study)
@@ -65,7 +65,8 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
     sections = [
         _safely("study", "1. The study", lambda: study.section(experiment)),
         _safely("leaderboard", "2. Leaderboard", lambda: leaderboard.section(experiment, out)),
-        _safely("effects", "3. Hyperparameter effects", lambda: effects.section(searched, out, context)),
+        _safely("effects", "3. Hyperparameter effects",
+                lambda: effects.section(searched, out, context, confirm_replicated=confirm_replicated(experiment))),
         _safely("curves", "4. Training curves", lambda: curves.section(experiment, out, context)),
     ]
     # Every checkpoint the report needs, each loaded once: the best model and the L2 study's trials.
@@ -91,6 +92,11 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
     subtitle = (f"{context}. Built {time.strftime('%Y-%m-%d %H:%M')} from trials.csv, epochs.csv, sweep.json "
                 f"and the checkpoints in {experiment.location}.")
     return page.render_page(f"Sweep report: {name}", subtitle, sections)
+
+
+def confirm_replicated(experiment: Experiment) -> bool:
+    configs = experiment.configs
+    return bool(((configs["stage"] == STAGE_CONFIRM) & (configs["n"] >= 2)).any())
 
 
 def evidence_on(experiment: Experiment, knob: str, label: Callable[[Any], str]) -> list[str]:

@@ -160,6 +160,8 @@ def test_seed_replicates_are_weighed_with_intervals_and_welch_tests(experiment, 
     # ... and their sentences say they are single runs, untested against seed noise (one in each study).
     assert html.count("single trials, one run per setting: their differences are not tested against "
                       "seed-to-seed noise.") == 2
+    # The effect plots draw the search's single trials, and say where the confirm stage's intervals are.
+    assert "The search trained one seed per configuration, so there are no error bars here" in html
 
 
 def test_unloadable_best_checkpoint_is_reported_through_a_uri(experiment, data_dir, tmp_path):

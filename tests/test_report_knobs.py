@@ -78,6 +78,48 @@ def test_the_effects_section_draws_every_knob_the_trials_across_them_and_which_m
     assert re.search(r"<td>[+-]\d\.\d\d</td></tr>", dense), "numeric choices get a rank correlation too"
 
 
+def replicated(experiment: Experiment, seeds: int, stage: str = "search") -> Experiment:
+    """The finished trials of `experiment` as configurations of `seeds` replicates each, in `stage`,
+    the replicates' accuracies spread by +-0.2 points around the made-up one."""
+    finished = experiment.trials[experiment.trials["best_val_accuracy"].notna()]
+    rows = [{**row, "trial_id": f"{row['trial_id']}_s{seed}", "config_id": row["trial_id"], "config_seed": seed,
+             "stage": stage, "best_val_accuracy": row["best_val_accuracy"] + 0.002 * (seed - 1)}
+            for row in finished.to_dict("records") for seed in range(seeds)]
+    return Experiment("made-up", pd.DataFrame(rows), pd.DataFrame(), experiment.sweep)
+
+
+@pytest.fixture
+def error_bars(monkeypatch):
+    """Every errorbar drawn: (the means, the lower and upper bar lengths)."""
+    from matplotlib.axes import Axes
+
+    drawn, draw = [], Axes.errorbar
+
+    def spy(self, x, y, yerr=None, **kwargs):
+        drawn.append((np.asarray(y), np.asarray(yerr)))
+        return draw(self, x, y, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(Axes, "errorbar", spy)
+    return drawn
+
+
+def test_replicated_configurations_are_drawn_as_means_with_their_intervals(tmp_path, error_bars):
+    experiment = replicated(made_up_sweep(trials=5), seeds=3)  # 4 configurations x 3 seeds
+    html = effects.section(experiment, tmp_path, "made up · 12 trials").body
+    assert html.count("Black bars: each configuration&#x27;s mean over its seeds with its 95% confidence") == 5
+    assert len(error_bars) == 5, "one set of bars per knob's plot"
+    means, bars = error_bars[0]
+    expected = sorted(100 * experiment.configs["val_accuracy_mean"])
+    assert sorted(means) == pytest.approx(expected) and (bars > 0).all() and bars.shape == (2, 4)
+
+
+def test_without_replicates_in_the_search_no_bars_and_the_caption_says_where_the_intervals_are(tmp_path, error_bars):
+    html = effects.section(made_up_sweep(), tmp_path, "made up").body
+    assert not error_bars and "Black bars" not in html and "one seed per configuration" not in html
+    html = effects.section(made_up_sweep(), tmp_path, "made up", confirm_replicated=True).body
+    assert not error_bars and "The search trained one seed per configuration, so there are no error bars" in html
+
+
 def test_importance_needs_enough_trials_and_says_so(tmp_path):
     experiment = made_up_sweep(trials=8)
     html = effects.section(experiment, tmp_path, "made up · 8 trials").body
