@@ -72,7 +72,8 @@ def section(experiment: Experiment, out: Path, context: str, confirm_replicated:
         means = (" Black bars: each configuration's mean over its seeds with its 95% confidence interval "
                  "(Student's t)." if len(replicated) else
                  " The search trained one seed per configuration, so there are no error bars here; the confirm "
-                 "stage's means and intervals are in the configurations table." if confirm_replicated else "")
+                 "stage's means and intervals are in the leaderboard (section 2, \"Configurations, confirm stage\")."
+                 if confirm_replicated else "")
         parts.append(page.figure(png, f"best validation accuracy against {knob.label}",
                                  f"Best validation accuracy of every trial against {knob.label}; the star marks the "
                                  f"best trial.{means}", context))

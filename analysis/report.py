@@ -22,7 +22,7 @@ from analysis import (augmentation, curves, effects, feature_maps, l2_study, lea
                       storage, study)
 from analysis.checkpoints import load_models, load_test_data
 from analysis.page import Section
-from analysis.evidence import study_parts
+from analysis.evidence import evidence_stage, study_parts
 from analysis.results import (Experiment, augmentation_label, best_trial, context_line, load_experiment,
                               search_stage)
 
@@ -66,7 +66,7 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
         _safely("study", "1. The study", lambda: study.section(experiment)),
         _safely("leaderboard", "2. Leaderboard", lambda: leaderboard.section(experiment, out)),
         _safely("effects", "3. Hyperparameter effects",
-                lambda: effects.section(searched, out, context, confirm_replicated=confirm_replicated(experiment))),
+                lambda: effects.section(searched, out, context, confirm_replicated=evidence_stage(experiment.configs) == STAGE_CONFIRM)),
         _safely("curves", "4. Training curves", lambda: curves.section(experiment, out, context)),
     ]
     # Every checkpoint the report needs, each loaded once: the best model and the L2 study's trials.
@@ -92,11 +92,6 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
     subtitle = (f"{context}. Built {time.strftime('%Y-%m-%d %H:%M')} from trials.csv, epochs.csv, sweep.json "
                 f"and the checkpoints in {experiment.location}.")
     return page.render_page(f"Sweep report: {name}", subtitle, sections)
-
-
-def confirm_replicated(experiment: Experiment) -> bool:
-    configs = experiment.configs
-    return bool(((configs["stage"] == STAGE_CONFIRM) & (configs["n"] >= 2)).any())
 
 
 def evidence_on(experiment: Experiment, knob: str, label: Callable[[Any], str]) -> list[str]:

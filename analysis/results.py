@@ -222,9 +222,9 @@ def single_trials_note(trials: pd.DataFrame) -> str:
     seed of a setting when configurations were replicated), so it says nothing about seed noise
     (the seed replicates' comparison, when the sweep has one, opens the section)."""
     replicated = "config_id" in trials.columns and bool(trials["config_id"].dropna().duplicated().any())
-    what = ("single trials, each the best of its setting's seeds, not means over them" if replicated
-            else "single trials, one run per setting")
-    return f" These figures are {what}: their differences are not tested against seed-to-seed noise."
+    which = "the best of each setting, its seeds included" if replicated else "the best of each setting"
+    return (f" The figures of best trials here are single trials ({which}), not means over seeds: their "
+            "differences are not tested against seed-to-seed noise.")
 
 
 def context_line(experiment: Experiment) -> str:

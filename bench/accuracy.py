@@ -20,12 +20,13 @@ epoch count must be chosen beforehand (by an earlier run's validation) and the l
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
 from common import RESULTS, print_table, write_record
 from runs import train
+
+from cnn.config import is_number
 
 GOALS = {"mnist": 0.995, "cifar10": 0.86}  # one run's test accuracy
 
@@ -71,19 +72,14 @@ def main() -> None:
 
 
 def has_validation(history: list[dict]) -> bool:
-    return any(_number(row.get("val_accuracy")) is not None for row in history)
+    return any(is_number(row.get("val_accuracy")) for row in history)
 
 
 def chosen_epoch(history: list[dict]) -> dict:
     """The epoch of best validation accuracy; the last epoch when the run held no validation images out."""
     if not has_validation(history):
         return history[-1]
-    return max((row for row in history if _number(row.get("val_accuracy")) is not None),
-               key=lambda row: row["val_accuracy"])
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not math.isnan(value) else None
+    return max((row for row in history if is_number(row.get("val_accuracy"))), key=lambda row: row["val_accuracy"])
 
 
 if __name__ == "__main__":

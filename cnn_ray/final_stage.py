@@ -61,8 +61,17 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int, str]:
     by_config = samples_by_config(samples.values())
     ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
     counted = scored(frame[frame["trial_id"].isin(ids)])  # as configs.csv's n: failed replicates left out
+    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"])), ranking(table, stage)
+
+
+def ranking(table: pd.DataFrame, stage: str) -> str:
+    """model_card.json's word on the choice: a winner, a tie within intervals, or untested (one seed each)."""
+    rows = stage_rows(table, stage)
+    if len(rows) > 1 and not (rows["n"] >= 2).any():
+        return ("One seed per configuration: first by a single run's validation accuracy, not tested against "
+                "seed-to-seed noise.")
     verdict, _ = ranking_verdict(table, stage, lambda row: f"configuration {row['config_id']}")
-    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"])), verdict
+    return verdict[0].upper() + verdict[1:]
 
 
 def run_final_stage(plan: TrialPlan, data: JobData, data_dir: str | None) -> str:

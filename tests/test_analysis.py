@@ -158,8 +158,8 @@ def test_seed_replicates_are_weighed_with_intervals_and_welch_tests(experiment, 
     # The trial-by-trial sections keep to the search stage: its 3 trials in the L2 study's table.
     assert len(pd.read_csv(replicated / "analysis" / "l2_study.csv")) == 2
     # ... and their sentences say they are single runs, untested against seed noise (one in each study).
-    assert html.count("single trials, one run per setting: their differences are not tested against "
-                      "seed-to-seed noise.") == 2
+    assert html.count("single trials (the best of each setting), not means over seeds: their differences are not "
+                      "tested against seed-to-seed noise.") == 2
     # The effect plots draw the search's single trials, and say where the confirm stage's intervals are.
     assert "The search trained one seed per configuration, so there are no error bars here" in html
 
@@ -193,10 +193,11 @@ def test_zero_sits_left_of_the_log_axis():
 
 def test_a_trial_by_trial_comparison_says_its_figures_are_single_trials():
     one_seed = pd.DataFrame({"trial_id": ["a", "b"], "config_id": ["c1", "c2"]})
-    assert "single trials, one run per setting: their differences are not tested" in single_trials_note(one_seed)
-    assert "one run per setting" in single_trials_note(one_seed.drop(columns="config_id"))  # trials.csv before seeds
+    assert "(the best of each setting), not means over seeds: their differences are not tested" in \
+        single_trials_note(one_seed)
+    assert "(the best of each setting)" in single_trials_note(one_seed.drop(columns="config_id"))  # before seeds
     replicated = pd.DataFrame({"trial_id": ["a", "b", "c"], "config_id": ["c1", "c1", "c2"]})
-    assert "each the best of its setting's seeds, not means over them" in single_trials_note(replicated)
+    assert "(the best of each setting, its seeds included), not means over seeds" in single_trials_note(replicated)
 
 
 def test_l2_conclusion_follows_the_numbers():

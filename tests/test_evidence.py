@@ -89,3 +89,19 @@ def test_a_study_falls_back_to_the_search_replicates_when_the_confirm_stage_has_
                                 {"l2_dense": "l2_conv"}))
     assert "L2 = 0.001 against L2 = 0 (all else equal; 3 and 3 seeds)" in parts
     assert "the search stage&#x27;s seed replicates" in parts  # the apostrophe as html.escape writes it
+
+
+def test_the_model_card_says_whether_its_configuration_won_tied_or_was_never_tested():
+    from cnn_ray.final_stage import ranking
+
+    clear = frame(replicates("good", 1e-3, 1, [0.990, 0.991, 0.992], [0.98, 0.98, 0.98]),
+                  replicates("poor", 0.0, 1, [0.950, 0.951, 0.952], [0.94, 0.94, 0.94]))
+    assert ranking(config_table(clear, KNOBS), "confirm").startswith("Configuration good wins")
+    noisy = frame(replicates("good", 1e-3, 1, [0.99, 0.95, 0.97], [0.98, 0.94, 0.96]),
+                  replicates("poor", 0.0, 1, [0.96, 0.97, 0.965], [0.95, 0.96, 0.955]))
+    assert ranking(config_table(noisy, KNOBS), "confirm").startswith("No winner: configuration good ranks first")
+    one_seed = frame(replicates("a", 0.0, 1, [0.9], [0.9], stage="search"),
+                     replicates("b", 1e-3, 1, [0.8], [0.8], stage="search"))
+    assert ranking(config_table(one_seed, KNOBS), "search").startswith("One seed per configuration: first by a single")
+    alone = frame(replicates("a", 0.0, 1, [0.9], [0.9], stage="search"))
+    assert ranking(config_table(alone, KNOBS), "search") == "Only one configuration has a result: configuration a."

@@ -64,6 +64,8 @@ def test_a_stored_sweep_file_runs_the_same_sweep_again(tmp_path, name):
     (MY_SWEEP + "colour: blue\n", "colour: unknown key in the file; allowed: name, train, search"),
     (MY_SWEEP.replace("name: asha", "name: asha, patience: 3"), "patience: unknown key in scheduler; allowed: name"),
     (MY_SWEEP.replace("dense_units:", "dense_unit:"), "space.dense_unit: is no knob; knobs: "),
+    (MY_SWEEP.replace("space:\n", "space:\n  target_accuracy: 0.9\n"),
+     "space.target_accuracy: is the same for every trial (set it under `train:`)"),
     (MY_SWEEP.replace("dropout_dense: 0.4", "dropout_conv: {uniform: [0, 1.5]}"),
      "space.dropout_conv: uniform [0, 1.5]: dropout_conv=1.5 is out of range; allowed: [0.0, 1.0)"),
     (MY_SWEEP.replace("[1e-4, 1e-2]", "[0, 1e-2]"), "space.learning_rate: loguniform [0, 0.01]: a log domain needs low > 0"),
