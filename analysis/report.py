@@ -62,11 +62,12 @@ def render(experiment: Experiment, out: Path, scratch: Path, data_dir: str | Non
     searched = search_stage(experiment)  # trial-by-trial comparisons at the search's epochs
     trials = searched.trials
     best = best_trial(trials)
+    confirm_replicated = evidence_stage(experiment.configs) == STAGE_CONFIRM  # its intervals, not the search's
     sections = [
         _safely("study", "1. The study", lambda: study.section(experiment)),
         _safely("leaderboard", "2. Leaderboard", lambda: leaderboard.section(experiment, out)),
         _safely("effects", "3. Hyperparameter effects",
-                lambda: effects.section(searched, out, context, confirm_replicated=evidence_stage(experiment.configs) == STAGE_CONFIRM)),
+                lambda: effects.section(searched, out, context, confirm_replicated)),
         _safely("curves", "4. Training curves", lambda: curves.section(experiment, out, context)),
     ]
     # Every checkpoint the report needs, each loaded once: the best model and the L2 study's trials.

@@ -60,8 +60,9 @@ def model_card(*, config: dict[str, Any], data: DataSummary, folded_validation: 
                packages: dict[str, str]) -> dict[str, Any]:
     """model_card.json: `data` as trained on (its training images include the validation images),
     `folded_validation` the validation images among them; `chosen` the configuration's configs.csv row;
-    `ranking` whether it won its stage or ranks first among configurations tied within their intervals
-    (analysis.evidence.ranking_verdict's sentence)."""
+    `ranking` one sentence (cnn_ray.final_stage.ranking): it won its stage, ranks first among
+    configurations tied within their intervals, was the only one with a result, or was ranked by
+    single runs."""
     return {
         "model": "the original study's CNN (cnn/model.py), tf_keras",
         "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR},
