@@ -152,8 +152,9 @@ class SweepSettings:
         stops them either: every replicate trains all its epochs, so that its epoch is chosen on
         validation over the same span as its siblings'."""
         epochs = self.confirm_epochs or self.base.epochs
-        return self.replace(base=self.base.replace(epochs=epochs, target_accuracy=NO_TARGET), scheduler="fifo", seeds=1,
-                            grace_period=min(self.grace_period, epochs), confirm_top=0, final=False)
+        base = self.base.replace(epochs=epochs, target_accuracy=NO_TARGET)
+        return self.replace(base=base, scheduler="fifo", seeds=1, grace_period=min(self.grace_period, epochs),
+                            confirm_top=0, final=False)
 
     def final_config(self, sample: dict[str, Any], epochs: int) -> TrainConfig:
         """The final model's config: the chosen configuration's, for exactly `epochs` epochs (the

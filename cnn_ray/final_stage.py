@@ -61,7 +61,8 @@ def choose(plan: TrialPlan) -> tuple[pd.Series, dict[str, Any], int, str]:
     by_config = samples_by_config(samples.values())
     ids = [t for t in str(chosen["trial_ids"]).split(";") if t]
     counted = scored(frame[frame["trial_id"].isin(ids)])  # as configs.csv's n: failed replicates left out
-    return chosen, by_config[chosen["config_id"]], final_epochs(counted, list(counted["trial_id"])), ranking(table, stage)
+    epochs = final_epochs(counted, list(counted["trial_id"]))
+    return chosen, by_config[chosen["config_id"]], epochs, ranking(table, stage)
 
 
 def ranking(table: pd.DataFrame, stage: str) -> str:
